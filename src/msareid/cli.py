@@ -1,0 +1,146 @@
+"""The ``msareid`` command line: one subcommand per task, errors as one line and exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+from msareid import __version__
+from msareid.errors import UserError
+
+DATASET_CHOICES = ("sysu", "regdb", "manifest")
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from msareid.data.synthetic import RegdbSpec, SysuSpec, write_regdb, write_sysu
+
+    start = time.perf_counter()
+    if args.dataset == "sysu":
+        spec = SysuSpec(ids=args.ids, rgb_images=args.rgb_images, ir_images=args.ir_images, seed=args.seed)
+        root = write_sysu(args.out, spec, workers=args.workers)
+    else:
+        root = write_regdb(args.out, RegdbSpec(ids=args.ids, images=args.images, seed=args.seed), args.workers)
+    print(f"wrote a synthetic {args.dataset} dataset ({args.ids} ids, seed {args.seed}) to {root} "
+          f"in {time.perf_counter() - start:.1f}s")
+    return 0
+
+
+def _cmd_check_data(args: argparse.Namespace) -> int:
+    from msareid.data import sources
+    from msareid.data.regdb import RegDB
+    from msareid.data.sysu import SysuMM01
+
+    if args.dataset == "sysu":
+        summary = sources.sysu_summary(SysuMM01(args.root), verify=args.verify_images)
+    elif args.dataset == "regdb":
+        summary = sources.regdb_summary(RegDB(args.root, args.trial), verify=args.verify_images)
+    else:
+        summary = sources.manifest_summary(args.root, verify=args.verify_images)
+    print(json.dumps(summary) if args.json else sources.format_summary(summary))
+    return 0
+
+
+def _cmd_preview(args: argparse.Namespace) -> int:
+    from msareid.data.sources import train_records
+    from msareid.report.grid import identity_rows, image_grid, save_png
+
+    rgb, ir = train_records(args.dataset, args.root, args.trial)
+    rows, labels = identity_rows(rgb, ir, ids=args.ids, per_modality=args.per_modality)
+    path = save_png(image_grid(rows, labels), args.out)
+    print(f"wrote {path}: {len(rows)} training identities, up to {args.per_modality} RGB then IR images each")
+    return 0
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    from msareid.config import dump_toml, load_config
+
+    print(dump_toml(load_config(args.config, args.set)), end="")
+    return 0
+
+
+def _cmd_cache(args: argparse.Namespace) -> int:
+    from msareid.config import load_config
+    from msareid.data.cache import ImageCache, default_cache_dir
+    from msareid.data.sources import train_records
+
+    cfg = load_config(args.config, args.set)
+    rgb, ir = train_records(cfg.data.name, cfg.data.root, cfg.data.trial)
+    folder = default_cache_dir(cfg.data.cache_dir)
+    for name, records in (("rgb", rgb), ("ir", ir)):
+        start = time.perf_counter()
+        cache = ImageCache.build([r.path for r in records], cfg.data.height, cfg.data.width, folder,
+                                 progress=not args.quiet, desc=f"decode {name}")
+        print(f"{name}: {len(cache)} images at {cfg.data.height}x{cfg.data.width} in {cache.path} "
+              f"({time.perf_counter() - start:.1f}s)")
+    return 0
+
+
+def _add_dataset_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dataset", choices=DATASET_CHOICES, help="dataset layout")
+    p.add_argument("--root", required=True, help="dataset root folder (the CSV file for manifest)")
+    p.add_argument("--trial", type=int, default=1, help="RegDB trial 1..10 (default 1)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    parser = argparse.ArgumentParser(prog="msareid", parents=[common],
+                                     description="RGB-infrared person re-identification with MSA.")
+    parser.add_argument("--version", action="version", version=f"msareid {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("synth", parents=[common], help="write a synthetic dataset in the real layout")
+    p.add_argument("dataset", choices=("sysu", "regdb"))
+    p.add_argument("--out", required=True, help="new folder to write")
+    p.add_argument("--ids", type=int, default=40, help="number of identities (default 40)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--rgb-images", type=int, default=8, help="SYSU: images per (id, RGB camera), +-2")
+    p.add_argument("--ir-images", type=int, default=8, help="SYSU: images per (id, IR camera), +-2")
+    p.add_argument("--images", type=int, default=10, help="RegDB: images per id and modality")
+    p.add_argument("--workers", type=int, default=1, help="processes that render (default 1)")
+    p.set_defaults(func=_cmd_synth)
+
+    p = sub.add_parser("check-data", parents=[common], help="validate a dataset root and summarise it")
+    _add_dataset_args(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--verify-images", action="store_true", help="also decode every image")
+    p.set_defaults(func=_cmd_check_data)
+
+    p = sub.add_parser("preview", parents=[common], help="save a picture of training samples")
+    _add_dataset_args(p)
+    p.add_argument("--out", required=True, help="PNG file to write")
+    p.add_argument("--ids", type=int, default=6, help="identities to show")
+    p.add_argument("--per-modality", type=int, default=4, help="images per modality and identity")
+    p.set_defaults(func=_cmd_preview)
+
+    p = sub.add_parser("config", parents=[common], help="print the resolved configuration")
+    p.add_argument("--config", help="TOML file (default: built-in defaults)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    p.set_defaults(func=_cmd_config)
+
+    p = sub.add_parser("cache", parents=[common], help="decode the training images into the cache")
+    p.add_argument("--config", help="TOML file (default: built-in defaults)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_cache)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (2 for bad input)."""
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except UserError as exc:
+        if args.debug:
+            raise
+        print(f"msareid {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"msareid {args.command}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,185 @@
+"""Configuration: frozen dataclasses read from TOML, overridden with ``--set section.key=value``.
+
+Field names are the parameter names of the constructors they feed. Unknown sections or keys and
+values of the wrong type are errors that name the key and list the valid choices.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from msareid.errors import UserError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+DATASETS = ("sysu", "regdb", "manifest")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the images are and how they are decoded and augmented."""
+
+    name: str = "sysu"  # sysu | regdb | manifest (the synthetic set is in the SYSU layout)
+    root: str = ""  # dataset root folder, or the manifest CSV for name = "manifest"
+    trial: int = 1  # RegDB trial 1..10
+    height: int = 288
+    width: int = 144
+    pad: int = 10  # padding before the random crop
+    random_erasing: float = 0.5  # probability
+    cache_dir: str = ""  # decoded-image cache; "" means $MSAREID_CACHE_DIR or ~/.cache/msareid
+    num_workers: int = 2
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    """The cross-modality identity sampler: ``num_ids`` x (``num_instances`` RGB + IR) a batch."""
+
+    num_ids: int = 6
+    num_instances: int = 4
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training run settings."""
+
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration of a run."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+_CHOICES: dict[str, tuple[str, ...]] = {"data.name": DATASETS}
+_POSITIVE = ("data.height", "data.width", "sampler.num_ids", "sampler.num_instances")
+
+
+def _sections() -> dict[str, type]:
+    return typing.get_type_hints(Config)
+
+
+def _field_types(section_cls: type) -> dict[str, type]:
+    return typing.get_type_hints(section_cls)
+
+
+def _coerce(key: str, value: Any, expected: type) -> Any:
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if expected is bool and not isinstance(value, bool):
+        raise UserError(f"config key {key}: expected true or false, got {value!r}")
+    if expected is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise UserError(f"config key {key}: expected an integer, got {value!r}")
+    if not isinstance(value, expected):
+        raise UserError(f"config key {key}: expected {expected.__name__}, got {value!r}")
+    return value
+
+
+def _validate(key: str, value: Any) -> None:
+    if key in _CHOICES and value not in _CHOICES[key]:
+        raise UserError(f"config key {key}: {value!r} is not one of {', '.join(_CHOICES[key])}")
+    if key in _POSITIVE and value <= 0:
+        raise UserError(f"config key {key}: expected a positive value, got {value!r}")
+
+
+def config_from_dict(raw: dict[str, Any], source: str = "config") -> Config:
+    """Build a :class:`Config` from nested dicts, rejecting unknown keys and wrong types."""
+    sections = _sections()
+    built = {}
+    for name, values in raw.items():
+        if name not in sections:
+            raise UserError(f"{source}: unknown section [{name}]; valid sections: {', '.join(sections)}")
+        if not isinstance(values, dict):
+            raise UserError(f"{source}: [{name}] must be a table of keys")
+        types = _field_types(sections[name])
+        kwargs = {}
+        for key, value in values.items():
+            if key not in types:
+                raise UserError(
+                    f"{source}: unknown key {name}.{key}; valid keys of [{name}]: {', '.join(types)}"
+                )
+            kwargs[key] = _coerce(f"{name}.{key}", value, types[key])
+            _validate(f"{name}.{key}", kwargs[key])
+        built[name] = sections[name](**kwargs)
+    return Config(**built)
+
+
+def config_to_dict(config: Config) -> dict[str, dict[str, Any]]:
+    """Nested plain dicts of ``config`` (what checkpoints and resolved-config files hold)."""
+    return dataclasses.asdict(config)
+
+
+def parse_override(text: str) -> tuple[str, str, Any]:
+    """Split ``section.key=value``; the value is read as TOML, else taken as a plain string."""
+    if "=" not in text or "." not in text.split("=", 1)[0]:
+        raise UserError(f"--set {text!r}: expected section.key=value, e.g. --set train.seed=1")
+    dotted, raw = text.split("=", 1)
+    section, key = dotted.strip().split(".", 1)
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return section, key, value
+
+
+def load_config(path: str | os.PathLike[str] | None, overrides: list[str] = ()) -> Config:
+    """Read a TOML config (or the defaults when ``path`` is None) and apply ``--set`` overrides."""
+    raw: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        source = str(path)
+        if not Path(path).is_file():
+            raise UserError(f"config file {path} does not exist (see configs/ for examples)")
+        try:
+            raw = tomllib.loads(Path(path).read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise UserError(f"{path} is not valid TOML: {exc}") from None
+    for text in overrides:
+        section, key, value = parse_override(text)
+        table = raw.setdefault(section, {})
+        if isinstance(table, dict):
+            table[key] = value
+    return config_from_dict(raw, source)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return repr(value)
+
+
+def dump_toml(config: Config) -> str:
+    """The resolved config as TOML text that :func:`load_config` reads back unchanged."""
+    lines = []
+    for section, values in config_to_dict(config).items():
+        lines.append(f"[{section}]")
+        lines.extend(f"{k} = {_toml_value(v)}" for k, v in values.items())
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_resolved(config: Config, folder: str | os.PathLike[str]) -> Path:
+    """Write ``config.toml`` (the resolved config) into ``folder``, atomically."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / "config.toml"
+    tmp = target.with_suffix(".toml.tmp")
+    tmp.write_text(dump_toml(config))
+    os.replace(tmp, target)
+    return target

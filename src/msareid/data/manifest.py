@@ -1,0 +1,84 @@
+"""A user's own data: one CSV manifest, one image a row.
+
+Columns (a header row is required, extra columns are ignored)::
+
+    path,pid,camera,modality,split
+    rgb/0001_c1_000.jpg,1,1,rgb,train
+    ir/0001_c3_000.jpg,1,3,ir,train
+    ...
+
+``path`` is relative to the manifest's folder (or absolute); ``pid`` and ``camera`` are integers;
+``modality`` is ``rgb`` or ``ir``; ``split`` is ``train``, ``query`` or ``gallery``.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+from msareid.data.records import Modality, Record
+from msareid.errors import UserError
+
+COLUMNS = ("path", "pid", "camera", "modality", "split")
+MANIFEST_SPLITS = ("train", "query", "gallery")
+
+
+def read_manifest(path: str | os.PathLike[str], check_files: bool = True) -> dict[str, list[Record]]:
+    """Read a manifest into ``{"train": [...], "query": [...], "gallery": [...]}``."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"manifest {path} does not exist: expected a CSV with columns {','.join(COLUMNS)}")
+    base = path.parent
+    out: dict[str, list[Record]] = {s: [] for s in MANIFEST_SPLITS}
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise UserError(
+                f"{path}: header lacks column(s) {', '.join(missing)}; expected {','.join(COLUMNS)}"
+            )
+        for lineno, row in enumerate(reader, start=2):
+            out[_split_of(path, lineno, row)].append(_record_of(path, base, lineno, row, check_files))
+    if not any(out.values()):
+        raise UserError(f"{path} lists no images")
+    return out
+
+
+def _split_of(path: Path, lineno: int, row: dict[str, str]) -> str:
+    split = (row["split"] or "").strip()
+    if split not in MANIFEST_SPLITS:
+        raise UserError(f"{path}:{lineno}: split must be one of {', '.join(MANIFEST_SPLITS)}, got {split!r}")
+    return split
+
+
+def _record_of(path: Path, base: Path, lineno: int, row: dict[str, str], check: bool) -> Record:
+    try:
+        pid, camera = int(row["pid"]), int(row["camera"])
+    except (TypeError, ValueError):
+        raise UserError(
+            f"{path}:{lineno}: pid and camera must be integers, got {row['pid']!r}, {row['camera']!r}"
+        ) from None
+    modality = (row["modality"] or "").strip().lower()
+    if modality not in ("rgb", "ir"):
+        raise UserError(f"{path}:{lineno}: modality must be rgb or ir, got {row['modality']!r}")
+    image = Path(row["path"] or "")
+    image = image if image.is_absolute() else base / image
+    if check and not image.is_file():
+        raise UserError(f"{path}:{lineno}: image {image} does not exist")
+    return Record(str(image), pid, camera, Modality(modality))
+
+
+def write_manifest(path: str | os.PathLike[str], splits: dict[str, list[Record]]) -> None:
+    """Write records as a manifest, paths relative to the manifest's folder where possible."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with tmp.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(COLUMNS)
+        for split, records in splits.items():
+            for r in records:
+                rel = os.path.relpath(r.path, path.parent)
+                writer.writerow([rel, r.pid, r.camera, r.modality.value, split])
+    os.replace(tmp, path)

@@ -1,0 +1,79 @@
+"""The cross-modality identity sampler (section 4.1: 6 ids x (4 RGB + 4 IR) a batch).
+
+Each batch holds P distinct identities, each with K RGB and K IR images; RGB sample k and IR sample
+k of a batch share an identity. Within an identity, images are drawn without replacement when the
+modality has at least K of them, with replacement otherwise. An epoch is
+``max(#RGB, #IR) // (P * K) + 1`` batches (the reference code's definition). The draws depend only
+on (seed, epoch), never on global random state or on the number of ranks: the epoch's batches are
+drawn once, padded to a multiple of ``world_size``, and rank r takes batches r, r + world, ...
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import numpy as np
+
+from msareid.errors import UserError
+
+Batch = list[tuple[int, int]]  # (rgb index, ir index) pairs
+
+
+class CrossModalitySampler:
+    """Batch sampler yielding lists of (rgb index, ir index) pairs; see the module docstring."""
+
+    def __init__(
+        self,
+        rgb_labels: np.ndarray,
+        ir_labels: np.ndarray,
+        num_ids: int = 6,
+        num_instances: int = 4,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        rgb_labels, ir_labels = np.asarray(rgb_labels), np.asarray(ir_labels)
+        shared = np.intersect1d(rgb_labels, ir_labels)
+        if shared.size < num_ids:
+            raise UserError(
+                f"the sampler needs {num_ids} identities with both RGB and IR images, the training "
+                f"set has {shared.size}; lower sampler.num_ids or add data"
+            )
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is outside 0..{world_size - 1}")
+        self.ids = shared
+        self._rgb = {int(i): np.flatnonzero(rgb_labels == i) for i in shared}
+        self._ir = {int(i): np.flatnonzero(ir_labels == i) for i in shared}
+        self.num_ids, self.num_instances = num_ids, num_instances
+        self.seed, self.rank, self.world_size = seed, rank, world_size
+        self.batches_per_epoch = max(len(rgb_labels), len(ir_labels)) // (num_ids * num_instances) + 1
+        self.epoch = 0
+        self.start = 0
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        """Select the epoch to draw, and the first of this rank's batches to yield (for resume)."""
+        self.epoch, self.start = epoch, start
+
+    def __len__(self) -> int:
+        """Batches this rank yields in a full epoch."""
+        return math.ceil(self.batches_per_epoch / self.world_size)
+
+    def _draw(self, rng: np.random.Generator, pool: np.ndarray) -> np.ndarray:
+        return rng.choice(pool, self.num_instances, replace=pool.size < self.num_instances)
+
+    def epoch_batches(self) -> list[Batch]:
+        """Every batch of the current epoch, for all ranks (padded to a multiple of the world)."""
+        rng = np.random.default_rng([self.seed, self.epoch])
+        batches = []
+        for _ in range(len(self) * self.world_size):
+            batch: Batch = []
+            for pid in rng.choice(self.ids, self.num_ids, replace=False):
+                rgb, ir = self._draw(rng, self._rgb[int(pid)]), self._draw(rng, self._ir[int(pid)])
+                batch.extend(zip(rgb.tolist(), ir.tolist()))
+            batches.append(batch)
+        return batches
+
+    def __iter__(self) -> Iterator[Batch]:
+        mine = self.epoch_batches()[self.rank :: self.world_size]
+        yield from mine[self.start :]

@@ -1,0 +1,154 @@
+"""SYSU-MM01 on disk: ``cam1..cam6/<PPPP>/<NNNN>.jpg`` and ``exp/{train,val,test}_id.txt``.
+
+The reader turns the layout into :class:`Record` lists and reproduces the evaluation protocol of
+the reference code: query = every IR image (cams 3, 6) of the test ids; gallery per trial drawn
+from the RGB cameras (all-search 1, 2, 4, 5; indoor-search 1, 2) by one of two samplers:
+
+* ``agw``: trial ``t`` seeds ``random.Random(t)`` and, for each test id in ascending order and each
+  gallery camera in order, draws ``choice`` (single-shot) or ``sample(files, min(10, n))``
+  (multi-shot) over the sorted file list. ``random.Random(t)`` yields the same draws as the
+  reference code's ``random.seed(t)`` without touching the global generator.
+* ``official``: the dataset authors' ``rand_perm_cam.mat`` permutations (see :mod:`.sysu_official`).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from functools import lru_cache
+from pathlib import Path
+
+from msareid.data.records import Modality, Record
+from msareid.data.sysu_official import RandPerm
+from msareid.errors import UserError
+
+RGB_CAMERAS = (1, 2, 4, 5)
+IR_CAMERAS = (3, 6)
+GALLERY_CAMERAS = {"all": (1, 2, 4, 5), "indoor": (1, 2)}
+SAMPLERS = ("agw", "official")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+SPLITS = ("train", "val", "test")
+
+
+def modality_of_camera(camera: int) -> Modality:
+    """SYSU-MM01 cameras 3 and 6 are infrared, the others RGB."""
+    return Modality.IR if camera in IR_CAMERAS else Modality.RGB
+
+
+def read_id_file(path: Path) -> list[int]:
+    """Parse an ``exp/*_id.txt`` file: one line of comma-separated integer ids."""
+    if not path.is_file():
+        raise UserError(f"{path} is missing: expected one line of comma-separated person ids")
+    text = path.read_text().strip()
+    first = text.splitlines()[0] if text else ""
+    try:
+        ids = [int(tok) for tok in first.split(",") if tok.strip()]
+    except ValueError:
+        raise UserError(
+            f"{path}: expected comma-separated integer ids on the first line, got {first[:60]!r}"
+        ) from None
+    if not ids:
+        raise UserError(f"{path} lists no ids: expected one line of comma-separated person ids")
+    return ids
+
+
+class SysuMM01:
+    """Reader of a SYSU-MM01 root; every path is checked when first needed, failing fast."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise UserError(f"SYSU-MM01 root {self.root} does not exist or is not a folder")
+        for cam in RGB_CAMERAS + IR_CAMERAS:
+            if not (self.root / f"cam{cam}").is_dir():
+                raise UserError(
+                    f"{self.root / f'cam{cam}'} is missing: a SYSU-MM01 root holds cam1..cam6 and exp/"
+                )
+        self._present = {
+            cam: {int(n) for n in os.listdir(self.root / f"cam{cam}") if n.isdigit()}
+            for cam in RGB_CAMERAS + IR_CAMERAS
+        }
+
+    def ids(self, split: str) -> list[int]:
+        """Person ids of ``exp/{split}_id.txt`` (split is train, val or test), ascending."""
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        return sorted(read_id_file(self.root / "exp" / f"{split}_id.txt"))
+
+    @lru_cache(maxsize=None)  # noqa: B019 - one reader per root, the cache lives as long as it
+    def files(self, camera: int, pid: int) -> tuple[str, ...]:
+        """Sorted image paths of ``cam<camera>/<pid:04d>``; empty when the folder does not exist."""
+        if pid not in self._present[camera]:
+            return ()
+        folder = self.root / f"cam{camera}" / f"{pid:04d}"
+        names = sorted(n for n in os.listdir(folder) if n.lower().endswith(IMAGE_SUFFIXES))
+        if not names:
+            raise UserError(f"{folder} holds no images: expected files like 0001.jpg")
+        return tuple(str(folder / n) for n in names)
+
+    def records(self, pids: list[int], cameras: tuple[int, ...]) -> list[Record]:
+        """Every image of ``pids`` in ``cameras``, id by id, camera by camera, files sorted."""
+        out = []
+        for pid in pids:
+            for cam in cameras:
+                mod = modality_of_camera(cam)
+                out.extend(Record(p, pid, cam, mod) for p in self.files(cam, pid))
+        return out
+
+    def train(self) -> tuple[list[Record], list[Record]]:
+        """RGB and IR training records of the train+val ids (395 ids in the real dataset)."""
+        pids = sorted(set(self.ids("train")) | set(self.ids("val")))
+        for pid in pids:
+            for name, cams in (("RGB", RGB_CAMERAS), ("IR", IR_CAMERAS)):
+                if not any(self.files(c, pid) for c in cams):
+                    folders = ", ".join(f"cam{c}/{pid:04d}" for c in cams)
+                    raise UserError(
+                        f"training id {pid} of {self.root / 'exp'} has no {name} images: "
+                        f"expected at least one of {folders}"
+                    )
+        return self.records(pids, RGB_CAMERAS), self.records(pids, IR_CAMERAS)
+
+    def test_ids(self, test_ids: list[int] | None = None) -> list[int]:
+        """The test ids: ``exp/test_id.txt``, or ``test_ids`` (e.g. from ``test_id.mat``)."""
+        pids = sorted(test_ids) if test_ids is not None else self.ids("test")
+        for pid in pids:
+            if not any(pid in self._present[c] for c in RGB_CAMERAS + IR_CAMERAS):
+                raise UserError(f"test id {pid} has no folder in {self.root}/cam1..cam6")
+        return pids
+
+    def query(self, test_ids: list[int] | None = None) -> list[Record]:
+        """Every IR image of the test ids, cam3 then cam6 for each id in ascending order."""
+        return self.records(self.test_ids(test_ids), IR_CAMERAS)
+
+    def gallery(
+        self,
+        mode: str = "all",
+        shots: int = 1,
+        trial: int = 0,
+        sampler: str = "agw",
+        perm: RandPerm | None = None,
+        test_ids: list[int] | None = None,
+    ) -> list[Record]:
+        """The RGB gallery of one trial: ``shots`` images (1 or 10) per (id, camera)."""
+        if mode not in GALLERY_CAMERAS:
+            raise ValueError(f"mode must be one of {tuple(GALLERY_CAMERAS)}, got {mode!r}")
+        if shots not in (1, 10):
+            raise ValueError(f"shots must be 1 (single-shot) or 10 (multi-shot), got {shots}")
+        if sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+        if sampler == "official" and perm is None:
+            raise ValueError("the official sampler needs the rand_perm_cam.mat permutations")
+        rng = random.Random(trial)
+        out = []
+        for pid in self.test_ids(test_ids):
+            for cam in GALLERY_CAMERAS[mode]:
+                files = self.files(cam, pid)
+                if not files:
+                    continue
+                if sampler == "agw":
+                    chosen = [rng.choice(files)] if shots == 1 else rng.sample(files, min(10, len(files)))
+                else:
+                    assert perm is not None
+                    chosen = [files[i] for i in perm.indices(cam, pid, trial, shots, len(files))]
+                out.extend(Record(p, pid, cam, Modality.RGB) for p in chosen)
+        return out

@@ -26,11 +26,15 @@ class ImageDataset(Dataset):
         return len(self.images)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        return self.transform(np.asarray(self.images[index])), int(self.labels[index])
+        return self.transform(np.array(self.images[index])), int(self.labels[index])
 
 
 class PairedDataset(Dataset):
-    """Indexed by (rgb index, ir index): both images and both labels (one identity)."""
+    """Indexed by (rgb index, ir index, seed): both images and labels (one identity).
+
+    The augmentations of the pair draw from a torch generator seeded with ``seed`` (forked, so the
+    caller's random state is untouched): the result does not depend on which worker loads it.
+    """
 
     def __init__(self, rgb: ImageDataset, ir: ImageDataset) -> None:
         self.rgb, self.ir = rgb, ir
@@ -38,24 +42,18 @@ class PairedDataset(Dataset):
     def __len__(self) -> int:
         return max(len(self.rgb), len(self.ir))
 
-    def __getitem__(self, pair: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, int, int]:
-        x_rgb, y_rgb = self.rgb[pair[0]]
-        x_ir, y_ir = self.ir[pair[1]]
+    def __getitem__(self, item: tuple[int, int, int]) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+        i_rgb, i_ir, seed = item
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            x_rgb, y_rgb = self.rgb[i_rgb]
+            x_ir, y_ir = self.ir[i_ir]
         return x_rgb, x_ir, y_rgb, y_ir
 
 
 def train_loader(
-    dataset: PairedDataset, sampler: CrossModalitySampler, num_workers: int, seed: int
+    dataset: PairedDataset, sampler: CrossModalitySampler, num_workers: int
 ) -> DataLoader:
-    """A loader yielding (rgb, ir, rgb_labels, ir_labels) batches in the sampler's order.
-
-    The worker seeds come from a generator seeded with ``seed``, so augmentations are reproducible.
-    """
-    generator = torch.Generator().manual_seed(seed)
-    return DataLoader(
-        dataset,
-        batch_sampler=sampler,
-        num_workers=num_workers,
-        generator=generator,
-        persistent_workers=num_workers > 0,
-    )
+    """A loader yielding (rgb, ir, rgb_labels, ir_labels) batches in the sampler's order."""
+    return DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers,
+                      persistent_workers=num_workers > 0)

@@ -66,7 +66,7 @@ def _record_of(path: Path, base: Path, lineno: int, row: dict[str, str], check: 
     image = image if image.is_absolute() else base / image
     if check and not image.is_file():
         raise UserError(f"{path}:{lineno}: image {image} does not exist")
-    return Record(str(image), pid, camera, Modality(modality))
+    return Record(os.path.normpath(image), pid, camera, Modality(modality))
 
 
 def write_manifest(path: str | os.PathLike[str], splits: dict[str, list[Record]]) -> None:

@@ -6,6 +6,10 @@ modality has at least K of them, with replacement otherwise. An epoch is
 ``max(#RGB, #IR) // (P * K) + 1`` batches (the reference code's definition). The draws depend only
 on (seed, epoch), never on global random state or on the number of ranks: the epoch's batches are
 drawn once, padded to a multiple of ``world_size``, and rank r takes batches r, r + world, ...
+
+Each item also carries a seed for that sample's augmentation, so the augmented batch is a pure
+function of (seed, epoch, batch): the same with any number of loader workers or ranks, and after a
+resume.
 """
 
 from __future__ import annotations
@@ -17,11 +21,11 @@ import numpy as np
 
 from msareid.errors import UserError
 
-Batch = list[tuple[int, int]]  # (rgb index, ir index) pairs
+Batch = list[tuple[int, int, int]]  # (rgb index, ir index, augmentation seed)
 
 
 class CrossModalitySampler:
-    """Batch sampler yielding lists of (rgb index, ir index) pairs; see the module docstring."""
+    """Batch sampler yielding lists of (rgb index, ir index, augmentation seed); see the module docstring."""
 
     def __init__(
         self,
@@ -70,7 +74,8 @@ class CrossModalitySampler:
             batch: Batch = []
             for pid in rng.choice(self.ids, self.num_ids, replace=False):
                 rgb, ir = self._draw(rng, self._rgb[int(pid)]), self._draw(rng, self._ir[int(pid)])
-                batch.extend(zip(rgb.tolist(), ir.tolist()))
+                seeds = rng.integers(0, 2**62, size=self.num_instances)
+                batch.extend(zip(rgb.tolist(), ir.tolist(), seeds.tolist()))
             batches.append(batch)
         return batches
 

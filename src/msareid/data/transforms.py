@@ -19,11 +19,13 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 def to_uint8_tensor(image: np.ndarray | Image.Image | torch.Tensor) -> torch.Tensor:
     """A uint8 C x H x W tensor from an H x W x 3 array, a PIL image or a CHW tensor."""
     if isinstance(image, Image.Image):
-        image = np.asarray(image.convert("RGB"))
+        image = np.array(image.convert("RGB"))
     if isinstance(image, np.ndarray):
         if image.ndim != 3 or image.shape[-1] != 3:
             raise ValueError(f"expected an H x W x 3 image array, got shape {image.shape}")
-        return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+        if not (image.flags.writeable and image.flags.c_contiguous):
+            image = np.array(image)  # torch needs its own writable memory (e.g. not a memory map)
+        return torch.from_numpy(image).permute(2, 0, 1)
     return image
 
 

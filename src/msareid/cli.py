@@ -19,7 +19,8 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     if args.dataset == "sysu":
-        spec = SysuSpec(ids=args.ids, rgb_images=args.rgb_images, ir_images=args.ir_images, seed=args.seed)
+        spec = SysuSpec(ids=args.ids, rgb_images=args.rgb_images, ir_images=args.ir_images, seed=args.seed,
+                        frame_height=args.frame_height)
         root = write_sysu(args.out, spec, workers=args.workers)
     else:
         root = write_regdb(args.out, RegdbSpec(ids=args.ids, images=args.images, seed=args.seed), args.workers)
@@ -101,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rgb-images", type=int, default=8, help="SYSU: images per (id, RGB camera), +-2")
     p.add_argument("--ir-images", type=int, default=8, help="SYSU: images per (id, IR camera), +-2")
     p.add_argument("--images", type=int, default=10, help="RegDB: images per id and modality")
+    p.add_argument("--frame-height", type=int, default=128, help="SYSU: typical frame height in pixels")
     p.add_argument("--workers", type=int, default=1, help="processes that render (default 1)")
     p.set_defaults(func=_cmd_synth)
 

@@ -9,6 +9,7 @@ A training process maps the file instead of holding the decoded set in memory.
 from __future__ import annotations
 
 import hashlib
+import mmap
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -68,6 +69,9 @@ class ImageCache:
         """The read-only memory map, opened lazily (so each DataLoader worker maps its own)."""
         if self._array is None:
             self._array = np.load(self.path, mmap_mode="r")
+            raw = getattr(self._array, "_mmap", None)
+            if raw is not None and hasattr(mmap, "MADV_RANDOM"):
+                raw.madvise(mmap.MADV_RANDOM)  # training reads images in random order: no read-ahead
         return self._array
 
     def __len__(self) -> int:

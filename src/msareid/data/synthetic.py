@@ -15,7 +15,7 @@ import numpy as np
 from msareid.data.synth_render import make_identity, render
 from msareid.errors import UserError
 
-SYSU_SIZE = (128, 64)  # typical H x W of a rendered frame; each image varies around it
+SYSU_SIZE = (128, 64)  # typical H x W of a rendered frame by default; each image varies around it
 REGDB_SIZE = (128, 64)
 
 
@@ -27,11 +27,12 @@ class SysuSpec:
     rgb_images: int = 8  # images per (id, RGB camera) folder, +-2 at random
     ir_images: int = 8  # images per (id, IR camera) folder, +-2 at random
     seed: int = 0
+    frame_height: int = SYSU_SIZE[0]  # typical frame height in pixels; width about half
     jpeg_quality: int = 90
 
 
-def _frame_size(rng: np.random.Generator, base: tuple[int, int]) -> tuple[int, int]:
-    h = int(base[0] * rng.uniform(0.85, 1.2))
+def _frame_size(rng: np.random.Generator, height: int) -> tuple[int, int]:
+    h = int(height * rng.uniform(0.85, 1.2))
     return h, max(16, int(h * rng.uniform(0.42, 0.55)))
 
 
@@ -56,7 +57,7 @@ def _write_sysu_person(args: tuple[Path, SysuSpec, int]) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         for i in range(1, n + 1):
             rng = np.random.default_rng([spec.seed, pid, cam, i])
-            img = render(ident, cam, infrared, _frame_size(rng, SYSU_SIZE), rng)
+            img = render(ident, cam, infrared, _frame_size(rng, spec.frame_height), rng)
             img.save(folder / f"{i:04d}.jpg", quality=spec.jpeg_quality)
 
 

@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 from msareid.data.cache import ImageCache
-from msareid.data.sysu import SysuMM01
 from msareid.data.synthetic import SysuSpec, write_sysu
+from msareid.data.sysu import SysuMM01
 
 
 def _status_kb(key: str) -> int:

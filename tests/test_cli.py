@@ -33,7 +33,8 @@ def test_check_data_hand_built_tree_counts(sysu_tree: Path, capsys: pytest.Captu
     assert json.loads(out) == {
         "dataset": "sysu",
         "train": {"ids": 3, "rgb": 7, "ir": 6},
-        "test": {"ids": 3, "query": 8, "gallery": {"all": {"single": 7, "multi": 29}, "indoor": {"single": 3, "multi": 23}}},
+        "test": {"ids": 3, "query": 8,
+                 "gallery": {"all": {"single": 7, "multi": 29}, "indoor": {"single": 3, "multi": 23}}},
         "valid_query": {"all": 8, "indoor": 6},
     }
 
@@ -65,11 +66,14 @@ def test_synth_then_preview(tmp_path: Path, capsys: pytest.CaptureFixture) -> No
 @pytest.mark.parametrize(
     ("breakage", "expected"),
     [
-        (lambda r: (r / "exp" / "test_id.txt").write_text("a,b\n"), "test_id.txt: expected comma-separated integer ids"),
+        (lambda r: (r / "exp" / "test_id.txt").write_text("a,b\n"),
+         "test_id.txt: expected comma-separated integer ids"),
         (lambda r: [p.unlink() for p in (r / "cam2" / "0004").iterdir()], "cam2/0004 holds no images"),
     ],
 )
-def test_broken_root_exits_2_with_one_line(sysu_tree: Path, capsys: pytest.CaptureFixture, breakage, expected: str) -> None:
+def test_broken_root_exits_2_with_one_line(
+    sysu_tree: Path, capsys: pytest.CaptureFixture, breakage, expected: str
+) -> None:
     breakage(sysu_tree)
     code, out, err = _run(capsys, "check-data", "sysu", "--root", str(sysu_tree), "--json")
     assert code == 2 and out == ""

@@ -8,9 +8,9 @@ from PIL import Image
 
 from msareid.data.regdb import RegDB
 from msareid.data.sources import sysu_summary
-from msareid.data.sysu import SysuMM01
 from msareid.data.synth_render import make_identity
 from msareid.data.synthetic import RegdbSpec, SysuSpec, write_regdb, write_sysu
+from msareid.data.sysu import SysuMM01
 from msareid.errors import UserError
 
 

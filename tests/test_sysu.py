@@ -30,7 +30,12 @@ def test_query_is_every_ir_image_of_the_test_ids_in_order(sysu_tree: Path) -> No
 
 @pytest.mark.parametrize(
     ("mode", "shots", "expected"),
-    [("all", 1, 3 + 2 + 2), ("all", 10, (10 + 3 + 2) + (2 + 1) + (10 + 1)), ("indoor", 1, 2 + 1), ("indoor", 10, 10 + 3 + 10)],
+    [
+        ("all", 1, 3 + 2 + 2),
+        ("all", 10, (10 + 3 + 2) + (2 + 1) + (10 + 1)),
+        ("indoor", 1, 2 + 1),
+        ("indoor", 10, 10 + 3 + 10),
+    ],
 )
 def test_gallery_sizes(sysu_tree: Path, mode: str, shots: int, expected: int) -> None:
     ds = SysuMM01(sysu_tree)
@@ -48,7 +53,7 @@ def _reference_agw_gallery(root: Path, mode: str, trial: int) -> list[str]:
 
     cams = ["cam1", "cam2", "cam4", "cam5"] if mode == "all" else ["cam1", "cam2"]
     ids = (root / "exp" / "test_id.txt").read_text().splitlines()
-    ids = ["%04d" % int(y) for y in ids[0].split(",")]
+    ids = ["%04d" % int(y) for y in ids[0].split(",")]  # noqa: UP031 - the reference's own spelling
     state = random.getstate()
     try:
         random.seed(trial)

@@ -3,80 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
 from collections.abc import Callable, Sequence
 
 from msareid import __version__
+from msareid.commands import data as data_cmd
+from msareid.commands import evaluate as evaluate_cmd
 from msareid.errors import UserError
 
 DATASET_CHOICES = ("sysu", "regdb", "manifest")
-
-
-def _cmd_synth(args: argparse.Namespace) -> int:
-    from msareid.data.synthetic import RegdbSpec, SysuSpec, write_regdb, write_sysu
-
-    start = time.perf_counter()
-    if args.dataset == "sysu":
-        spec = SysuSpec(ids=args.ids, rgb_images=args.rgb_images, ir_images=args.ir_images, seed=args.seed,
-                        frame_height=args.frame_height)
-        root = write_sysu(args.out, spec, workers=args.workers)
-    else:
-        root = write_regdb(args.out, RegdbSpec(ids=args.ids, images=args.images, seed=args.seed), args.workers)
-    print(f"wrote a synthetic {args.dataset} dataset ({args.ids} ids, seed {args.seed}) to {root} "
-          f"in {time.perf_counter() - start:.1f}s")
-    return 0
-
-
-def _cmd_check_data(args: argparse.Namespace) -> int:
-    from msareid.data import sources
-    from msareid.data.regdb import RegDB
-    from msareid.data.sysu import SysuMM01
-
-    if args.dataset == "sysu":
-        summary = sources.sysu_summary(SysuMM01(args.root), verify=args.verify_images)
-    elif args.dataset == "regdb":
-        summary = sources.regdb_summary(RegDB(args.root, args.trial), verify=args.verify_images)
-    else:
-        summary = sources.manifest_summary(args.root, verify=args.verify_images)
-    print(json.dumps(summary) if args.json else sources.format_summary(summary))
-    return 0
-
-
-def _cmd_preview(args: argparse.Namespace) -> int:
-    from msareid.data.sources import train_records
-    from msareid.report.grid import identity_rows, image_grid, save_png
-
-    rgb, ir = train_records(args.dataset, args.root, args.trial)
-    rows, labels = identity_rows(rgb, ir, ids=args.ids, per_modality=args.per_modality)
-    path = save_png(image_grid(rows, labels), args.out)
-    print(f"wrote {path}: {len(rows)} training identities, up to {args.per_modality} RGB then IR images each")
-    return 0
-
-
-def _cmd_config(args: argparse.Namespace) -> int:
-    from msareid.config import dump_toml, load_config
-
-    print(dump_toml(load_config(args.config, args.set)), end="")
-    return 0
-
-
-def _cmd_cache(args: argparse.Namespace) -> int:
-    from msareid.config import load_config
-    from msareid.data.cache import ImageCache, default_cache_dir
-    from msareid.data.sources import train_records
-
-    cfg = load_config(args.config, args.set)
-    rgb, ir = train_records(cfg.data.name, cfg.data.root, cfg.data.trial)
-    folder = default_cache_dir(cfg.data.cache_dir)
-    for name, records in (("rgb", rgb), ("ir", ir)):
-        start = time.perf_counter()
-        cache = ImageCache.build([r.path for r in records], cfg.data.height, cfg.data.width, folder,
-                                 progress=not args.quiet, desc=f"decode {name}")
-        print(f"{name}: {len(cache)} images at {cfg.data.height}x{cfg.data.width} in {cache.path} "
-              f"({time.perf_counter() - start:.1f}s)")
-    return 0
 
 
 def _add_dataset_args(p: argparse.ArgumentParser) -> None:
@@ -104,31 +39,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", type=int, default=10, help="RegDB: images per id and modality")
     p.add_argument("--frame-height", type=int, default=128, help="SYSU: typical frame height in pixels")
     p.add_argument("--workers", type=int, default=1, help="processes that render (default 1)")
-    p.set_defaults(func=_cmd_synth)
+    p.set_defaults(func=data_cmd.cmd_synth)
 
     p = sub.add_parser("check-data", parents=[common], help="validate a dataset root and summarise it")
     _add_dataset_args(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--verify-images", action="store_true", help="also decode every image")
-    p.set_defaults(func=_cmd_check_data)
+    p.set_defaults(func=data_cmd.cmd_check_data)
 
     p = sub.add_parser("preview", parents=[common], help="save a picture of training samples")
     _add_dataset_args(p)
     p.add_argument("--out", required=True, help="PNG file to write")
     p.add_argument("--ids", type=int, default=6, help="identities to show")
     p.add_argument("--per-modality", type=int, default=4, help="images per modality and identity")
-    p.set_defaults(func=_cmd_preview)
+    p.set_defaults(func=data_cmd.cmd_preview)
+
+    p = sub.add_parser("evaluate", parents=[common], help="evaluate features with a standard protocol")
+    evaluate_cmd.add_arguments(p)
+    p.set_defaults(func=evaluate_cmd.cmd_evaluate)
 
     p = sub.add_parser("config", parents=[common], help="print the resolved configuration")
     p.add_argument("--config", help="TOML file (default: built-in defaults)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
-    p.set_defaults(func=_cmd_config)
+    p.set_defaults(func=data_cmd.cmd_config)
 
     p = sub.add_parser("cache", parents=[common], help="decode the training images into the cache")
     p.add_argument("--config", help="TOML file (default: built-in defaults)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=_cmd_cache)
+    p.set_defaults(func=data_cmd.cmd_cache)
     return parser
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import random
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from msareid.data.records import Modality, Record
@@ -75,7 +75,7 @@ class SysuMM01:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         return sorted(read_id_file(self.root / "exp" / f"{split}_id.txt"))
 
-    @lru_cache(maxsize=None)  # noqa: B019 - one reader per root, the cache lives as long as it
+    @cache  # noqa: B019 - one reader per root, the cache lives as long as it
     def files(self, camera: int, pid: int) -> tuple[str, ...]:
         """Sorted image paths of ``cam<camera>/<pid:04d>``; empty when the folder does not exist."""
         if pid not in self._present[camera]:

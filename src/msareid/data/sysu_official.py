@@ -16,7 +16,8 @@ import numpy as np
 from msareid.errors import UserError
 
 
-def _loadmat(path: Path, variable: str) -> np.ndarray:
+def load_mat_variable(path: Path, variable: str) -> np.ndarray:
+    """One variable of a MATLAB file; a missing file or variable is a :class:`UserError`."""
     import scipy.io
 
     if not path.is_file():
@@ -44,7 +45,7 @@ class RandPerm:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> RandPerm:
         """Read ``rand_perm_cam.mat`` (variable ``rand_perm_cam``)."""
-        return cls(_loadmat(Path(path), "rand_perm_cam"), source=str(path))
+        return cls(load_mat_variable(Path(path), "rand_perm_cam"), source=str(path))
 
     def indices(self, camera: int, pid: int, run: int, shots: int, n_files: int) -> list[int]:
         """0-based indices of the first ``shots`` images of ``run`` for folder (camera, pid)."""
@@ -68,5 +69,5 @@ class RandPerm:
 
 def load_test_ids(path: str | os.PathLike[str]) -> list[int]:
     """Read the authors' ``test_id.mat`` (variable ``id``): the 96 test person ids."""
-    ids = _loadmat(Path(path), "id")
+    ids = load_mat_variable(Path(path), "id")
     return sorted(int(v) for v in np.asarray(ids).reshape(-1))

@@ -1,0 +1,1 @@
+"""Subcommand handlers; each takes the parsed arguments and returns an exit code."""

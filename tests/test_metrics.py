@@ -110,10 +110,12 @@ def problems(draw):
 
 
 @given(problem=problems(), mode=st.sampled_from(["sysu", "regdb"]), rule=st.booleans(),
-       chunk=st.integers(1, 64))
-@settings(max_examples=300, deadline=None)
-def test_vectorised_equals_the_naive_loop(problem, mode: str, rule: bool, chunk: int) -> None:
+       chunk=st.integers(1, 64), dtype=st.sampled_from([np.float32, np.float64]))
+@settings(max_examples=400, deadline=None)
+def test_vectorised_equals_the_naive_loop(problem, mode: str, rule: bool, chunk: int, dtype) -> None:
+    """Both key paths: float32 similarities (bit keys) and other dtypes (dense ranks), ties included."""
     dist, q_pids, q_cams, g_pids, g_cams = problem
+    dist = dist.astype(dtype)
     rules = [(3, 2)] if rule else []
     cmc, m_ap, m_inp, n_valid = naive(dist, q_pids, q_cams, g_pids, g_cams, mode, rules, 10)
     if n_valid == 0:

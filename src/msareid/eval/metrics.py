@@ -92,65 +92,115 @@ class _Accumulator:
         return RankingMetrics(self.cmc / n, self.ap / n, self.inp / n, self.queries, self.valid)
 
 
-def _rank_chunk(sim: np.ndarray, q_pids: np.ndarray, q_cams: np.ndarray, g_pids: np.ndarray,
-                g_cams: np.ndarray, g_uid: np.ndarray, cmc_mode: str,
-                camera_rules: Sequence[tuple[int, int]]) -> tuple[np.ndarray, ...]:
-    n_q, n_g = sim.shape
+_REMOVED = np.uint64(0xFFFFFFFF)  # above every key of a finite similarity
+
+
+def _order_key(sim: np.ndarray) -> np.ndarray:
+    """uint32 keys that sort ascending as ``sim`` sorts descending (equal values, equal keys)."""
+    if sim.dtype == np.float32:
+        d = np.negative(sim) + np.float32(0.0)  # -0.0 becomes +0.0: both are the same value
+        u = d.view(np.uint32)
+        return u ^ ((u.view(np.int32) >> 31).view(np.uint32) | np.uint32(0x80000000))
+    # other dtypes: the dense rank of each value in its row keeps ties and order exactly
+    rows = np.arange(sim.shape[0])[:, None]
     order = np.argsort(-sim, axis=1, kind="stable")
-    keep = np.ones((n_q, n_g), dtype=bool)
-    ranked_cams = g_cams[order]
+    ranked = -sim[rows, order]
+    step = np.concatenate([np.zeros((sim.shape[0], 1), bool), ranked[:, 1:] != ranked[:, :-1]], axis=1)
+    dense = np.empty(sim.shape, dtype=np.uint32)
+    dense[rows, order] = np.cumsum(step, axis=1)
+    return dense
+
+
+class _Gallery:
+    """The gallery grouped by identity, so each identity's images are one contiguous column block."""
+
+    def __init__(self, pids: np.ndarray, cams: np.ndarray) -> None:
+        self.order = np.argsort(pids, kind="stable")  # column j of a grouped block is gallery order[j]
+        self.pids, self.cams = pids[self.order], cams[self.order]
+        self.ids, self.starts = np.unique(self.pids, return_index=True)
+        self.ends = np.append(self.starts[1:], len(pids))
+        self.size = len(pids)
+        self.index_bits = max(1, int(self.size - 1).bit_length())
+        if self.index_bits > 31:
+            raise ValueError(f"galleries of more than 2**31 images are not supported, got {self.size}")
+
+    def max_rows(self) -> int:
+        """Rows of one chunk whose keys still fit in 64 bits (row | value | index)."""
+        return 2 ** (64 - 32 - self.index_bits) - 1
+
+
+def _rank_chunk(sim: np.ndarray, q_pids: np.ndarray, q_cams: np.ndarray, gal: _Gallery, cmc_mode: str,
+                camera_rules: Sequence[tuple[int, int]]) -> tuple[np.ndarray, ...]:
+    """First-match rank (CMC), AP and INP of each query row of ``sim`` (columns grouped by identity).
+
+    Each similarity becomes one unique 64-bit key, ``row | order key | gallery index``, so a single
+    sort of the chunk ranks every row at once with ties broken by gallery index, and the rank of a
+    true match is a binary search. Removed images (camera rule) get the largest value and sort
+    behind every kept image of their row.
+    """
+    n_q, n_g = sim.shape
+    keys = _order_key(sim).astype(np.uint64, order="C")
     for q_cam, g_cam in camera_rules:
-        keep &= ~((q_cams[:, None] == q_cam) & (ranked_cams == g_cam))
-    match = (g_pids[order] == q_pids[:, None]) & keep
-    n_match = match.sum(axis=1)
+        keys[np.ix_(q_cams == q_cam, gal.cams == g_cam)] = _REMOVED
+    ib = np.uint64(gal.index_bits)
+    keys <<= ib  # built in place: row | value | index
+    keys |= gal.order.astype(np.uint64)[None, :]
+    keys |= (np.arange(n_q, dtype=np.uint64) << (np.uint64(32) + ib))[:, None]
+
+    # the true matches of every row: the block of the query's identity, without removed images
+    u = np.searchsorted(gal.ids, q_pids).clip(0, len(gal.ids) - 1)
+    present = gal.ids[u] == q_pids
+    lo, hi = np.where(present, gal.starts[u], 0), np.where(present, gal.ends[u], 0)
+    counts = hi - lo
+    rows = np.repeat(np.arange(n_q), counts)
+    cols = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(lo, counts)
+    kept = np.ones(len(rows), dtype=bool)
+    for q_cam, g_cam in camera_rules:
+        kept &= ~((q_cams[rows] == q_cam) & (gal.cams[cols] == g_cam))
+    true_keys = np.sort(keys[rows[kept], cols[kept]])
+    rows = rows[kept]
+    n_match = np.bincount(rows, minlength=n_q)
     valid = n_match > 0
-    rank = np.cumsum(keep, axis=1)  # 1-based rank in the filtered list (meaningful where kept)
-    hits = np.cumsum(match, axis=1)
-    ap = np.where(match, hits / np.maximum(rank, 1), 0.0).sum(axis=1) / np.maximum(n_match, 1)
-    last = np.where(match, rank, 0).max(axis=1)
+    best = np.minimum.reduceat(keys, gal.starts, axis=1) if cmc_mode == "sysu" else None
+    ranked = keys.reshape(-1)
+    ranked.sort()  # one sort ranks every row: the row number is the key's high part
+    rank = np.searchsorted(ranked, true_keys) - rows * n_g + 1  # 1-based rank among the kept images
+    seg_start = np.cumsum(n_match) - n_match
+    j = np.arange(len(rows)) - seg_start[rows] + 1  # j-th true match of its row
+    ap = np.bincount(rows, weights=j / rank, minlength=n_q) / np.maximum(n_match, 1)
+    last = np.zeros(n_q, dtype=np.int64)
+    first = np.zeros(n_q, dtype=np.int64)
+    if len(rows):
+        last[valid] = rank[seg_start[valid] + n_match[valid] - 1]
+        first[valid] = rank[seg_start[valid]]
     inp = n_match / np.maximum(last, 1)
-    first_pos = np.argmax(match, axis=1)  # raw position of the first true match
-    if cmc_mode == "regdb":
-        first_rank = rank[np.arange(n_q), first_pos]
-    else:
-        first_rank = _dedup_rank(order, keep, first_pos, q_pids, g_pids, g_uid)
-    return first_rank, ap, inp, valid
-
-
-def _dedup_rank(order: np.ndarray, keep: np.ndarray, first_pos: np.ndarray, q_pids: np.ndarray,
-                g_pids: np.ndarray, g_uid: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
-    """Rank of the true identity once each gallery identity is kept at its first occurrence only."""
-    n_q, n_g = order.shape
-    uniq, group_order, starts = g_uid
-    position = np.empty_like(order)
-    np.put_along_axis(position, order, np.broadcast_to(np.arange(n_g), (n_q, n_g)), axis=1)
-    kept_at = np.take_along_axis(keep, position, axis=1)  # keep flag per gallery index
-    pos = np.where(kept_at, position, n_g)[:, group_order]  # grouped by identity
-    first_of_id = np.minimum.reduceat(pos, starts, axis=1)  # n_q x identities
-    return (first_of_id < first_pos[:, None]).sum(axis=1) + 1
-
-
-def _identity_groups(g_pids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    uniq, inverse = np.unique(g_pids, return_inverse=True)
-    group_order = np.argsort(inverse, kind="stable")
-    starts = np.searchsorted(inverse[group_order], np.arange(uniq.size))
-    return uniq, group_order, starts
+    if best is not None:  # SYSU CMC: rank among identities, each at its best-ranked kept image
+        true_best = best[np.arange(n_q), u]
+        first = (best < true_best[:, None]).sum(axis=1) + 1
+    return first, ap, inp, valid
 
 
 def evaluate_similarity(
     sim_chunks: Iterator[tuple[slice, np.ndarray]],
     q_pids: np.ndarray, q_cams: np.ndarray, g_pids: np.ndarray, g_cams: np.ndarray,
     cmc_mode: str = "sysu", camera_rules: Sequence[tuple[int, int]] = (), max_rank: int = 20,
+    grouped: bool = False,
 ) -> RankingMetrics:
-    """Metrics from (query slice, similarity block) chunks covering every query once."""
+    """Metrics from (query slice, similarity block) chunks covering every query once.
+
+    ``grouped`` says the blocks' columns are already in identity-grouped order (see
+    :func:`evaluate_features`); otherwise each block is reordered here.
+    """
     if cmc_mode not in CMC_MODES:
         raise ValueError(f"cmc_mode must be one of {CMC_MODES}, got {cmc_mode!r}")
     q_pids, q_cams = np.asarray(q_pids), np.asarray(q_cams)
-    g_pids, g_cams = np.asarray(g_pids), np.asarray(g_cams)
-    groups = _identity_groups(g_pids)
+    gal = _Gallery(np.asarray(g_pids), np.asarray(g_cams))
     acc = _Accumulator(max_rank)
     for rows, sim in sim_chunks:
-        acc.add(*_rank_chunk(sim, q_pids[rows], q_cams[rows], g_pids, g_cams, groups, cmc_mode, camera_rules))
+        block = sim if grouped else sim[:, gal.order]
+        for sub in _chunks(block.shape[0], gal.max_rows()):
+            part = slice(rows.start + sub.start, rows.start + sub.stop)
+            acc.add(*_rank_chunk(block[sub], q_pids[part], q_cams[part], gal, cmc_mode, camera_rules))
     return acc.result()
 
 
@@ -158,7 +208,7 @@ def evaluate_features(
     query: np.ndarray, gallery: np.ndarray,
     q_pids: np.ndarray, q_cams: np.ndarray, g_pids: np.ndarray, g_cams: np.ndarray,
     metric: str = "cosine", cmc_mode: str = "sysu", camera_rules: Sequence[tuple[int, int]] = (),
-    max_rank: int = 20, chunk_elements: int = 2**22,
+    max_rank: int = 20, chunk_elements: int = 2**18,
 ) -> RankingMetrics:
     """Rank ``gallery`` for every ``query`` row and compute CMC, mAP and mINP.
 
@@ -167,16 +217,21 @@ def evaluate_features(
     query, gallery = np.asarray(query, np.float32), np.asarray(gallery, np.float32)
     if metric == "cosine":
         query, gallery = l2_normalize(query), l2_normalize(gallery)
+    order = np.argsort(np.asarray(g_pids), kind="stable")  # the column order evaluate_similarity uses
+    gallery = gallery[order]
     rows = max(1, chunk_elements // max(1, gallery.shape[0]))
     chunks = ((s, similarity(query[s], gallery, metric)) for s in _chunks(query.shape[0], rows))
-    return evaluate_similarity(chunks, q_pids, q_cams, g_pids, g_cams, cmc_mode, camera_rules, max_rank)
+    return evaluate_similarity(chunks, q_pids, q_cams, g_pids, g_cams, cmc_mode, camera_rules, max_rank,
+                               grouped=True)
 
 
 def evaluate_distance(
     distmat: np.ndarray, q_pids: np.ndarray, q_cams: np.ndarray, g_pids: np.ndarray, g_cams: np.ndarray,
     cmc_mode: str = "sysu", camera_rules: Sequence[tuple[int, int]] = (), max_rank: int = 20,
+    chunk_elements: int = 2**18,
 ) -> RankingMetrics:
     """Metrics from a precomputed query x gallery distance matrix (smaller is closer)."""
     distmat = np.asarray(distmat)
-    chunks = ((s, -distmat[s]) for s in _chunks(distmat.shape[0], max(1, 2**22 // max(1, distmat.shape[1]))))
+    rows = max(1, chunk_elements // max(1, distmat.shape[1]))
+    chunks = ((s, -distmat[s]) for s in _chunks(distmat.shape[0], rows))
     return evaluate_similarity(chunks, q_pids, q_cams, g_pids, g_cams, cmc_mode, camera_rules, max_rank)

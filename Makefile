@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
+	rm -rf $(DEMO)/data
 	$(VENV)/bin/msareid synth sysu --out $(DEMO)/data --ids 40 --seed 0
 	$(VENV)/bin/msareid check-data sysu --root $(DEMO)/data
 	$(VENV)/bin/msareid preview sysu --root $(DEMO)/data --out $(DEMO)/samples.png

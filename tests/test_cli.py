@@ -118,3 +118,16 @@ def test_module_and_console_script_entry_points(synth_regdb: Path) -> None:
         assert done.stderr.strip().splitlines() == [
             f"msareid check-data: error: RegDB root {synth_regdb / 'missing'} does not exist or is not a folder"
         ]
+
+
+def test_profile_matches_the_paper(capsys: pytest.CaptureFixture) -> None:
+    code, out, _ = _run(capsys, "profile", "--config", "configs/sysu.toml", "--json")
+    assert code == 0
+    p = json.loads(out)
+    assert set(p) >= {"params", "macs_per_image", "isa_params", "isa_macs_per_image", "input_size", "num_classes"}
+    assert p["input_size"] == [288, 144] and p["num_classes"] == 395
+    assert round(p["params"] / 1e6, 2) == 24.32  # the paper's model analysis
+    assert abs(p["macs_per_image"] - 5.1689e9) / 5.1689e9 < 0.01
+    # one ISA module: 3x3 conv + 3x3 transposed conv on 3 channels, with biases
+    assert p["isa_params"] == 2 * (3 * 3 * 9 + 3)
+    assert p["isa_macs_per_image"] == 2 * 286 * 142 * 3 * 3 * 9

@@ -36,7 +36,9 @@ def test_resolved_config_round_trips(tmp_path: Path) -> None:
     ("override", "message"),
     [
         ("data.heigth=3", r"unknown key data\.heigth; valid keys of \[data\]: name, root, trial, height"),
-        ("model.depth=3", r"unknown section \[model\]; valid sections: data, sampler, train"),
+        ("optim.lr=3", r"unknown section \[optim\]; valid sections: data, sampler, model, loss, train"),
+        ("model.backbone=vgg", r"model\.backbone: .vgg. is not one of resnet50, densenet121, resnet18, tiny"),
+        ("loss.source_loss=l2", r"loss\.source_loss: .l2. is not one of ssl_plus, ssl, none"),
         ("data.height=tall", r"config key data\.height: expected an integer, got 'tall'"),
         ("data.height=2.5", r"data\.height: expected an integer"),
         ("data.height=0", r"data\.height: expected a positive value"),

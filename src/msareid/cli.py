@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from msareid import __version__
 from msareid.commands import data as data_cmd
 from msareid.commands import evaluate as evaluate_cmd
+from msareid.commands import profile as profile_cmd
 from msareid.errors import UserError
 
 DATASET_CHOICES = ("sysu", "regdb", "manifest")
@@ -57,6 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", parents=[common], help="evaluate features with a standard protocol")
     evaluate_cmd.add_arguments(p)
     p.set_defaults(func=evaluate_cmd.cmd_evaluate)
+
+    p = sub.add_parser("profile", parents=[common], help="parameters and MACs beside the paper's figures")
+    p.add_argument("--config", help="TOML file (default: built-in defaults)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    p.add_argument("--num-classes", type=int, help="classifier size (default: 395 for sysu, 206 for regdb)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=profile_cmd.cmd_profile)
 
     p = sub.add_parser("config", parents=[common], help="print the resolved configuration")
     p.add_argument("--config", help="TOML file (default: built-in defaults)")

@@ -48,6 +48,32 @@ class SamplerConfig:
 
 
 @dataclass(frozen=True)
+class ModelConfig:
+    """The network: embedding net F and which ISA modules exist (Table 4 rows)."""
+
+    backbone: str = "resnet50"  # resnet50 | densenet121 | resnet18 | tiny
+    pretrained: str = "imagenet"  # imagenet (torchvision weights API) | none | path to a state dict
+    last_stride: int = 1
+    r2i: bool = True  # the RGB -> R2I style adapter
+    i2r: bool = True  # the IR -> I2R style adapter
+    isa_init: str = "dirac"  # dirac (identity) | default
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Weights and choices of the objective (Eq. 9-11); the names are msa_losses' parameters."""
+
+    alpha: float = 1.0
+    beta: float = 1.0
+    gamma: float = 1.0
+    margin: float = 0.5
+    source_loss: str = "ssl_plus"  # on (X_s, X_a): ssl_plus | ssl | none  (Table 5)
+    target_loss: str = "ssl"  # on (X_t, X_a): ssl | ssl_plus | none
+    window_size: int = 11
+    sigma: float = 1.5
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """Training run settings."""
 
@@ -60,11 +86,20 @@ class Config:
 
     data: DataConfig = field(default_factory=DataConfig)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
-_CHOICES: dict[str, tuple[str, ...]] = {"data.name": DATASETS}
-_POSITIVE = ("data.height", "data.width", "sampler.num_ids", "sampler.num_instances")
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "data.name": DATASETS,
+    "model.backbone": ("resnet50", "densenet121", "resnet18", "tiny"),
+    "model.isa_init": ("dirac", "default"),
+    "loss.source_loss": ("ssl_plus", "ssl", "none"),
+    "loss.target_loss": ("ssl", "ssl_plus", "none"),
+}
+_POSITIVE = ("data.height", "data.width", "sampler.num_ids", "sampler.num_instances", "model.last_stride",
+             "loss.window_size", "loss.sigma")
 
 
 def _sections() -> dict[str, type]:

@@ -1,0 +1,79 @@
+"""Image-level losses of the style similarity constraint (SSC, section 3.2).
+
+ISQ (Eq. 2-3) quantifies the style of an image by a Gaussian-windowed local mean and (co)variance
+per channel, as in SSIM (window 11 x 11, sigma 1.5, zero padding so maps keep the image size):
+``mu = G * x``, ``var = G * (x x) - mu^2``, ``cov(t, a) = G * (t a) - mu_t mu_a``.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+import torch.nn.functional as F
+
+
+@functools.lru_cache(maxsize=16)
+def _gaussian_1d(window_size: int, sigma: float) -> torch.Tensor:
+    x = torch.arange(window_size, dtype=torch.float64) - (window_size - 1) / 2
+    g = torch.exp(-(x**2) / (2 * sigma**2))
+    return g / g.sum()
+
+
+def gaussian_window(window_size: int = 11, sigma: float = 1.5, channels: int = 3,
+                    dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> torch.Tensor:
+    """A normalised 2-D Gaussian window G, one per channel: (channels, 1, size, size)."""
+    g = _gaussian_1d(window_size, float(sigma))
+    window = torch.outer(g, g).to(dtype=dtype, device=device)
+    return window.expand(channels, 1, window_size, window_size).contiguous()
+
+
+def local_mean(x: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
+    """G * x: the Gaussian-weighted local mean of each channel (Eq. 3), same size as ``x``."""
+    return F.conv2d(x, window, padding=window.shape[-1] // 2, groups=x.shape[1])
+
+
+def isq(x: torch.Tensor, window_size: int = 11, sigma: float = 1.5) -> tuple[torch.Tensor, torch.Tensor]:
+    """Image style quantification (Eq. 2): local mean mu and local standard deviation sigma maps."""
+    window = gaussian_window(window_size, sigma, x.shape[1], x.dtype, x.device)
+    mu = local_mean(x, window)
+    var = local_mean(x * x, window) - mu * mu
+    return mu, var.clamp_min(0).sqrt()
+
+
+def ssl_loss(target: torch.Tensor, adapted: torch.Tensor, window_size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """L_SSL (Eq. 4-6) between target X_t and adapted X_a, averaged over batch, channels and pixels.
+
+    ``(mu_t - mu_a)^2`` (Eq. 5) plus ``sigma_t^2 + sigma_a^2 - 2 cov_ta`` (Eq. 6). Algebraically this
+    is the Gaussian-weighted local mean of ``(t - a)^2``.
+    """
+    if target.shape != adapted.shape:
+        raise ValueError(f"target {tuple(target.shape)} and adapted {tuple(adapted.shape)} differ in shape")
+    window = gaussian_window(window_size, sigma, target.shape[1], target.dtype, target.device)
+    mu_t, mu_a = local_mean(target, window), local_mean(adapted, window)
+    var_t = local_mean(target * target, window) - mu_t * mu_t
+    var_a = local_mean(adapted * adapted, window) - mu_a * mu_a
+    cov = local_mean(target * adapted, window) - mu_t * mu_a
+    return ((mu_t - mu_a) ** 2 + var_t + var_a - 2 * cov).mean()
+
+
+def ssl_plus_loss(source: torch.Tensor, adapted: torch.Tensor) -> torch.Tensor:
+    """L_SSL+ (Eq. 7-8): IS+_x = x, so the mean absolute difference between X_s and X_a."""
+    if source.shape != adapted.shape:
+        raise ValueError(f"source {tuple(source.shape)} and adapted {tuple(adapted.shape)} differ in shape")
+    return (source - adapted).abs().mean()
+
+
+PAIR_LOSSES = ("ssl", "ssl_plus", "none")
+
+
+def pair_loss(name: str, reference: torch.Tensor, adapted: torch.Tensor, window_size: int = 11,
+              sigma: float = 1.5) -> torch.Tensor | None:
+    """The loss ``name`` (ssl, ssl_plus or none) of one (reference, adapted) pair; None for none."""
+    if name == "ssl":
+        return ssl_loss(reference, adapted, window_size, sigma)
+    if name == "ssl_plus":
+        return ssl_plus_loss(reference, adapted)
+    if name == "none":
+        return None
+    raise ValueError(f"pair loss must be one of {PAIR_LOSSES}, got {name!r}")

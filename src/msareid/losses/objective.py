@@ -1,0 +1,61 @@
+"""Every loss term of one training step (Algorithm 1), returned by name.
+
+``L_img = alpha * sum target_loss(X_t, X_a) - beta * sum source_loss(X_s, X_a)`` over the present
+adapters (Eq. 9, Algorithm 1 line 10: target = SSL, source = SSL+ in MSA),
+``L_total = L_img + gamma * L_mmtri + L_id`` (Eq. 11).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from msareid.losses.feature import id_loss, multi_modality_triplet
+from msareid.losses.image import pair_loss
+from msareid.models.msa import MSANet
+
+
+def msa_losses(
+    model: MSANet,
+    rgb: torch.Tensor,
+    ir: torch.Tensor,
+    labels: torch.Tensor,
+    alpha: float = 1.0,
+    beta: float = 1.0,
+    gamma: float = 1.0,
+    margin: float = 0.5,
+    source_loss: str = "ssl_plus",
+    target_loss: str = "ssl",
+    window_size: int = 11,
+    sigma: float = 1.5,
+) -> dict[str, torch.Tensor]:
+    """All terms of a step: ``total``, ``id``, ``triplet``, ``img`` and each pair term.
+
+    RGB sample k and IR sample k share the identity ``labels[k]``. The pair terms are named
+    ``target_r2i`` (X_t = IR), ``source_r2i`` (X_s = RGB), ``target_i2r`` (X_t = RGB) and
+    ``source_i2r`` (X_s = IR); absent adapters and ``"none"`` losses leave theirs out. F sees RGB, IR
+    and the generated modalities in one batch.
+    """
+    if rgb.shape != ir.shape or rgb.shape[0] != labels.shape[0]:
+        raise ValueError(f"rgb {tuple(rgb.shape)}, ir {tuple(ir.shape)} and {labels.shape[0]} labels do not pair up")
+    generated = model.adapt(rgb, ir)
+    pairs = {"r2i": (rgb, ir), "i2r": (ir, rgb)}  # name -> (source, target)
+    terms: dict[str, torch.Tensor] = {}
+    img = rgb.new_zeros(())
+    for name, adapted in generated.items():
+        source, target = pairs[name]
+        t = pair_loss(target_loss, target, adapted, window_size, sigma)
+        s = pair_loss(source_loss, source, adapted, window_size, sigma)
+        if t is not None:
+            terms[f"target_{name}"] = t
+            img = img + alpha * t
+        if s is not None:
+            terms[f"source_{name}"] = s
+            img = img - beta * s
+    images = torch.cat([rgb, ir, *generated.values()])
+    all_labels = labels.repeat(2 + len(generated))
+    out = model.embed(images)
+    terms["id"] = id_loss(out.logits, all_labels)
+    terms["triplet"] = multi_modality_triplet(out.pooled, all_labels, margin)
+    terms["img"] = img
+    terms["total"] = img + gamma * terms["triplet"] + terms["id"]
+    return terms

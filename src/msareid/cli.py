@@ -10,6 +10,7 @@ from msareid import __version__
 from msareid.commands import data as data_cmd
 from msareid.commands import evaluate as evaluate_cmd
 from msareid.commands import profile as profile_cmd
+from msareid.commands import train as train_cmd
 from msareid.errors import UserError
 
 DATASET_CHOICES = ("sysu", "regdb", "manifest")
@@ -54,6 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ids", type=int, default=6, help="identities to show")
     p.add_argument("--per-modality", type=int, default=4, help="images per modality and identity")
     p.set_defaults(func=data_cmd.cmd_preview)
+
+    p = sub.add_parser("train", parents=[common], help="train MSA, the baseline or an ablation")
+    train_cmd.add_arguments(p)
+    p.set_defaults(func=train_cmd.cmd_train)
 
     p = sub.add_parser("evaluate", parents=[common], help="evaluate features with a standard protocol")
     evaluate_cmd.add_arguments(p)

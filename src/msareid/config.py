@@ -75,9 +75,41 @@ class LossConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Training run settings."""
+    """Training (the paper: Adam, 60 epochs; warm-up and decay follow the reference code)."""
 
     seed: int = 0
+    epochs: int = 60
+    lr: float = 3.5e-4
+    weight_decay: float = 5e-4
+    warmup_epochs: int = 10  # lr x (epoch + 1) / warmup_epochs during the first epochs
+    milestones: list[int] = field(default_factory=lambda: [20, 50])  # lr x lr_decay at each
+    lr_decay: float = 0.1
+    max_steps_per_epoch: int = 0  # 0: the full epoch, max(#RGB, #IR) // (P x K) + 1 batches
+    checkpoint_every: int = 0  # also checkpoint every N steps within an epoch (0: epoch ends only)
+    keep_last: int = 2  # epoch checkpoints kept besides last.pt
+    keep_every: int = 0  # also keep every K-th epoch's checkpoint (0: none)
+    eval_every: int = 0  # evaluate on the test protocol every K epochs (0: never during training)
+    log_every: int = 20  # steps between metrics.jsonl lines
+    amp: bool = True  # mixed precision (CUDA only)
+    channels_last: bool = True  # memory format (CUDA only)
+    deterministic: bool = False  # deterministic kernels (exact resume on GPU too)
+    tensorboard: bool = False
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """The test protocol used after (and optionally during) training."""
+
+    mode: str = "all"  # SYSU-MM01: all | indoor
+    shots: int = 1  # SYSU-MM01: 1 | 10
+    trials: int = 10
+    sampler: str = "agw"  # SYSU-MM01 gallery sampler: agw | official (needs perm)
+    perm: str = ""  # rand_perm_cam.mat for the official sampler
+    direction: str = "visible-to-thermal"  # RegDB
+    flip: bool = False  # average the features of the image and its mirror
+    metric: str = "cosine"
+    batch_size: int = 64
 
 
 @dataclass(frozen=True)
@@ -89,17 +121,24 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
 
-_CHOICES: dict[str, tuple[str, ...]] = {
+_CHOICES: dict[str, tuple[Any, ...]] = {
+    "eval.shots": (1, 10),
     "data.name": DATASETS,
     "model.backbone": ("resnet50", "densenet121", "resnet18", "tiny"),
     "model.isa_init": ("dirac", "default"),
     "loss.source_loss": ("ssl_plus", "ssl", "none"),
     "loss.target_loss": ("ssl", "ssl_plus", "none"),
+    "eval.mode": ("all", "indoor"),
+    "eval.sampler": ("agw", "official"),
+    "eval.direction": ("visible-to-thermal", "thermal-to-visible"),
+    "eval.metric": ("cosine", "euclidean"),
 }
 _POSITIVE = ("data.height", "data.width", "sampler.num_ids", "sampler.num_instances", "model.last_stride",
-             "loss.window_size", "loss.sigma")
+             "loss.window_size", "loss.sigma", "train.epochs", "train.lr", "train.log_every", "eval.trials",
+             "eval.batch_size")
 
 
 def _sections() -> dict[str, type]:
@@ -110,7 +149,12 @@ def _field_types(section_cls: type) -> dict[str, type]:
     return typing.get_type_hints(section_cls)
 
 
-def _coerce(key: str, value: Any, expected: type) -> Any:
+def _coerce(key: str, value: Any, expected: Any) -> Any:
+    if typing.get_origin(expected) is list:
+        (item,) = typing.get_args(expected)
+        if not isinstance(value, list):
+            raise UserError(f"config key {key}: expected a list, e.g. [20, 50], got {value!r}")
+        return [_coerce(f"{key}[{i}]", v, item) for i, v in enumerate(value)]
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if expected is bool and not isinstance(value, bool):
@@ -124,7 +168,7 @@ def _coerce(key: str, value: Any, expected: type) -> Any:
 
 def _validate(key: str, value: Any) -> None:
     if key in _CHOICES and value not in _CHOICES[key]:
-        raise UserError(f"config key {key}: {value!r} is not one of {', '.join(_CHOICES[key])}")
+        raise UserError(f"config key {key}: {value!r} is not one of {', '.join(map(str, _CHOICES[key]))}")
     if key in _POSITIVE and value <= 0:
         raise UserError(f"config key {key}: expected a positive value, got {value!r}")
 

@@ -14,9 +14,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     source.add_argument("--features", metavar="FILE.npz",
                         help="query_feat, gallery_feat, query_pid, gallery_pid, query_cam, gallery_cam")
     source.add_argument("--official-sysu", metavar="DIR", help="folder of NAME_cam<c>.mat feature files")
+    source.add_argument("--checkpoint", metavar="CKPT", help="a trained model (e.g. RUN_DIR/last.pt)")
+    p.add_argument("--dataset", choices=("sysu", "regdb", "manifest", "synthetic"), help="--checkpoint: dataset")
+    p.add_argument("--root", help="--checkpoint: dataset root (the CSV for manifest)")
+    p.add_argument("--sampler", choices=("agw", "official"), default="agw", help="SYSU-MM01 gallery sampler")
+    p.add_argument("--direction", choices=("visible-to-thermal", "thermal-to-visible"), default="visible-to-thermal",
+                   help="RegDB search direction (the model's own trial is used)")
+    p.add_argument("--flip", action="store_true", help="average the features of each image and its mirror")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--out", metavar="FILE.json", help="also write the JSON result to this file")
     p.add_argument("--protocol", choices=("sysu", "regdb"), help="rules for --features (CMC form, camera rule)")
     p.add_argument("--name", help="--official-sysu: the NAME of NAME_cam<c>.mat")
-    p.add_argument("--perm", metavar="rand_perm_cam.mat", help="--official-sysu: the authors' permutations")
+    p.add_argument("--perm", metavar="rand_perm_cam.mat", help="the authors' permutations (official sampler)")
     p.add_argument("--test-ids", metavar="test_id.mat", help="--official-sysu: the authors' test ids")
     p.add_argument("--mode", choices=("all", "indoor"), default="all", help="SYSU-MM01 search mode")
     p.add_argument("--shots", type=int, choices=(1, 10), default=1, help="SYSU-MM01 gallery: 1 or 10 per camera")
@@ -29,6 +39,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from msareid.eval import feature_files as ff
 
+    if args.checkpoint:
+        return _evaluate_checkpoint(args)
     if args.features:
         if not args.protocol:
             raise UserError("--features needs --protocol sysu or --protocol regdb")
@@ -49,4 +61,33 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                                       load_test_ids(args.test_ids), protocol, args.metric)
         per_run = True
     print(json.dumps(result.as_dict(per_run=per_run)) if args.json else result.table())
+    return 0
+
+
+def _evaluate_checkpoint(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from msareid.engine import load_trained
+    from msareid.inference import evaluate_model
+    from msareid.training.checkpoint import save_json
+    from msareid.training.distributed import resolve_device
+
+    if not args.dataset or not args.root:
+        raise UserError("--checkpoint needs --dataset and --root")
+    device = resolve_device(args.device)
+    model, config, _ = load_trained(args.checkpoint, device)
+    config = dataclasses.replace(config, eval=dataclasses.replace(
+        config.eval, mode=args.mode, shots=args.shots, trials=args.trials, sampler=args.sampler,
+        perm=args.perm or "", direction=args.direction, flip=args.flip, metric=args.metric,
+        batch_size=args.batch_size))
+    results = evaluate_model(model, config, args.dataset, args.root, device, progress=not args.json)
+    out = {**results["bnneck"].as_dict(per_run=False), "pooled": results["pooled"].as_dict(per_run=False),
+           "checkpoint": str(args.checkpoint)}
+    if args.out:
+        save_json(out, args.out)
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print("BNNeck feature (headline):\n" + results["bnneck"].table())
+        print("pooled feature:\n" + results["pooled"].table())
     return 0

@@ -8,6 +8,7 @@ adapters (Eq. 9, Algorithm 1 line 10: target = SSL, source = SSL+ in MSA),
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from msareid.losses.feature import id_loss, multi_modality_triplet
 from msareid.losses.image import pair_loss
@@ -59,3 +60,15 @@ def msa_losses(
     terms["img"] = img
     terms["total"] = img + gamma * terms["triplet"] + terms["id"]
     return terms
+
+
+class MSAObjective(nn.Module):
+    """``msa_losses`` as a module, so DistributedDataParallel wraps the whole training forward."""
+
+    def __init__(self, net: MSANet, **loss_kwargs: object) -> None:
+        super().__init__()
+        self.net = net
+        self.loss_kwargs = loss_kwargs
+
+    def forward(self, rgb: torch.Tensor, ir: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        return msa_losses(self.net, rgb, ir, labels, **self.loss_kwargs)  # type: ignore[arg-type]

@@ -1,0 +1,1 @@
+"""Training machinery: learning-rate schedule, checkpoints, distributed set-up, the epoch loop."""

@@ -1,0 +1,91 @@
+"""One training epoch, written out plainly, with a stop on the first non-finite loss."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from tqdm import tqdm
+
+from msareid.errors import UserError
+from msareid.training.distributed import DistEnv
+from msareid.training.logs import MetricsLog
+
+
+class NonFiniteLoss(UserError):
+    """A loss term became NaN or infinite; the run stops before the update."""
+
+
+def _check_finite(terms: dict[str, torch.Tensor], epoch: int, step: int, env: DistEnv) -> None:
+    bad = [name for name, value in terms.items() if not torch.isfinite(value.detach()).all()]
+    flag = torch.tensor([float(bool(bad))], device=env.device)
+    if env.distributed:  # every rank stops together, or the others would wait for this one forever
+        dist.all_reduce(flag)
+    if flag.item():
+        where = f"epoch {epoch + 1}, step {step + 1}"
+        detail = ", ".join(f"{n} = {terms[n].item()}" for n in bad) if bad else "on another rank"
+        raise NonFiniteLoss(f"non-finite loss at {where}: {detail}; stopped before the update, "
+                            "the last checkpoint is intact")
+
+
+def train_one_epoch(
+    objective: nn.Module,
+    loader: Iterable,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    lr: float,
+    epoch: int,
+    first_step: int,
+    steps: int,
+    env: DistEnv,
+    log: MetricsLog,
+    log_every: int = 20,
+    amp: bool = False,
+    channels_last: bool = False,
+    on_step: Callable[[int], None] | None = None,
+    progress: bool = True,
+) -> dict[str, float]:
+    """Train from batch ``first_step`` to ``steps`` of ``epoch``; returns the mean of each loss term.
+
+    ``on_step(step)`` runs after each update (checkpointing mid-epoch); batches come from
+    ``loader`` as (rgb, ir, rgb_labels, ir_labels), RGB sample k and IR sample k of one identity.
+    """
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    objective.train()
+    sums: dict[str, float] = defaultdict(float)
+    count, images, start = 0, 0, time.perf_counter()
+    bar = tqdm(total=steps, initial=first_step, desc=f"epoch {epoch + 1}", disable=not (progress and env.is_main),
+               dynamic_ncols=True, leave=False)
+    memory = torch.channels_last if channels_last else torch.contiguous_format
+    for step, (rgb, ir, y_rgb, _) in zip(range(first_step, steps), loader):
+        rgb = rgb.to(env.device, non_blocking=True, memory_format=memory)
+        ir = ir.to(env.device, non_blocking=True, memory_format=memory)
+        labels = y_rgb.to(env.device, non_blocking=True)
+        with torch.autocast(env.device.type, dtype=torch.float16, enabled=amp):
+            terms = objective(rgb, ir, labels)
+        _check_finite(terms, epoch, step, env)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(terms["total"]).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        values = {k: float(v.detach()) for k, v in terms.items()}
+        for k, v in values.items():
+            sums[k] += v
+        count += 1
+        images += 2 * rgb.shape[0] * env.world_size
+        rate = images / max(time.perf_counter() - start, 1e-9)
+        bar.set_postfix(loss=f"{values['total']:.3f}", id=f"{values['id']:.3f}", tri=f"{values['triplet']:.3f}",
+                        img=f"{values['img']:.3f}", ips=f"{rate:.0f}")
+        bar.update(1)
+        if (step + 1) % log_every == 0 or step + 1 == steps:
+            log.write({"event": "step", "epoch": epoch + 1, "step": step + 1, "steps": steps, "lr": lr,
+                       "images_per_s": rate, **values})
+        if on_step is not None:
+            on_step(step + 1)
+    bar.close()
+    return {k: v / max(count, 1) for k, v in sums.items()}

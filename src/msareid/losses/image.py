@@ -59,7 +59,8 @@ def ssl_loss(target: torch.Tensor, adapted: torch.Tensor, window_size: int = 11,
     if target.shape != adapted.shape:
         raise ValueError(f"target {tuple(target.shape)} and adapted {tuple(adapted.shape)} differ in shape")
     with torch.autocast(target.device.type, enabled=False):  # variances cancel badly in float16
-        return _ssl(target.float(), adapted.float(), window_size, sigma)
+        dtype = torch.promote_types(target.dtype, torch.float32)  # float16 -> float32, float64 stays
+        return _ssl(target.to(dtype), adapted.to(dtype), window_size, sigma)
 
 
 def _ssl(target: torch.Tensor, adapted: torch.Tensor, window_size: int, sigma: float) -> torch.Tensor:
@@ -75,7 +76,8 @@ def ssl_plus_loss(source: torch.Tensor, adapted: torch.Tensor) -> torch.Tensor:
     """L_SSL+ (Eq. 7-8): IS+_x = x, so the mean absolute difference between X_s and X_a."""
     if source.shape != adapted.shape:
         raise ValueError(f"source {tuple(source.shape)} and adapted {tuple(adapted.shape)} differ in shape")
-    return (source.float() - adapted.float()).abs().mean()
+    dtype = torch.promote_types(source.dtype, torch.float32)
+    return (source.to(dtype) - adapted.to(dtype)).abs().mean()
 
 
 PAIR_LOSSES = ("ssl", "ssl_plus", "none")

@@ -47,12 +47,12 @@ def build_model(config: Config, num_classes: int) -> MSANet:
     return MSANet(embed, r2i=m.r2i, i2r=m.i2r, isa_init=m.isa_init)
 
 
-def _cache(records: list[Record], config: Config, env: DistEnv, name: str) -> ImageCache:
+def _cache(records: list[Record], config: Config, env: DistEnv, name: str, progress: bool) -> ImageCache:
     """Rank 0 decodes first; the other ranks then open the same cache file."""
     d = config.data
     folder = default_cache_dir(d.cache_dir)
     if env.is_main:
-        cache = ImageCache.build([r.path for r in records], d.height, d.width, folder, progress=True,
+        cache = ImageCache.build([r.path for r in records], d.height, d.width, folder, progress=progress,
                                  desc=f"decode {name}")
     env.barrier()
     if not env.is_main:
@@ -71,14 +71,14 @@ class TrainData:
     steps_per_epoch: int
 
 
-def build_train_data(config: Config, env: DistEnv) -> TrainData:
+def build_train_data(config: Config, env: DistEnv, progress: bool = True) -> TrainData:
     """Records -> cached images -> paired dataset, sampler (sharded by rank) and loader."""
     d = config.data
     rgb, ir = train_records(d.name, d.root, d.trial)
     mapping = label_map(rgb + ir)
     tf = train_transform(d.height, d.width, d.pad, d.random_erasing)
-    dataset = PairedDataset(ImageDataset(_cache(rgb, config, env, "rgb"), labels_of(rgb, mapping), tf),
-                            ImageDataset(_cache(ir, config, env, "ir"), labels_of(ir, mapping), tf))
+    dataset = PairedDataset(ImageDataset(_cache(rgb, config, env, "rgb", progress), labels_of(rgb, mapping), tf),
+                            ImageDataset(_cache(ir, config, env, "ir", progress), labels_of(ir, mapping), tf))
     sampler = CrossModalitySampler(dataset.rgb.labels, dataset.ir.labels, config.sampler.num_ids,
                                    config.sampler.num_instances, config.train.seed, env.rank, env.world_size)
     steps = len(sampler)
@@ -108,6 +108,7 @@ class TrainSummary:
     last_losses: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
     batches_seen: list[int] = field(default_factory=list)  # first RGB index of each batch of this rank
+    rank: int = 0
     model: MSANet | None = None
 
 
@@ -131,7 +132,7 @@ def _train(config: Config, out: Path, resume: bool, progress: bool, env: DistEnv
     if env.is_main:
         out.mkdir(parents=True, exist_ok=True)
         write_resolved(config, out)
-    data = build_train_data(config, env)
+    data = build_train_data(config, env, progress)
     model = build_model(config, num_classes=len(data.labels))
     model.to(env.device, memory_format=torch.channels_last if (cuda and t.channels_last) else torch.preserve_format)
     objective: torch.nn.Module = MSAObjective(model, **dataclasses.asdict(config.loss))
@@ -168,7 +169,7 @@ def _train(config: Config, out: Path, resume: bool, progress: bool, env: DistEnv
             ckpt_io.prune(out, t.keep_last, t.keep_every)
         log.write({"event": "checkpoint", "epoch": epoch_done, "step": next_step, "path": str(out / "last.pt")})
 
-    summary = TrainSummary(out, t.epochs, data.steps_per_epoch)
+    summary = TrainSummary(out, t.epochs, data.steps_per_epoch, rank=env.rank)
     start = time.perf_counter()
     seen = _BatchRecorder(data.sampler)
     while epoch < t.epochs:

@@ -37,7 +37,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                             "or choose a new --out")
         config = load_config(args.config, args.set)
     summary = train(config, out, resume=bool(args.resume), progress=not args.no_progress)
-    if summary.model is not None:
+    if summary.rank == 0:
         losses = ", ".join(f"{k} {v:.4f}" for k, v in summary.last_losses.items())
         print(f"trained {summary.epochs} epochs x {summary.steps_per_epoch} steps in {summary.seconds:.1f}s; "
               f"last epoch: {losses or 'no step'}; checkpoint {out / 'last.pt'}")

@@ -48,7 +48,9 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def versions() -> dict[str, str]:
-    return {"msareid": __version__, "torch": str(torch.__version__), "numpy": str(np.__version__), "format": str(FORMAT)}
+    """The versions that wrote a checkpoint (plain strings: weights-only loadable)."""
+    return {"msareid": __version__, "torch": str(torch.__version__), "numpy": str(np.__version__),
+            "format": str(FORMAT)}
 
 
 def save_atomic(obj: dict[str, Any], path: Path) -> None:

@@ -4,6 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO := runs/demo
+MSAREID := $(VENV)/bin/msareid
 
 .PHONY: install demo test lint bench clean
 
@@ -16,11 +17,16 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	rm -rf $(DEMO)/data
-	$(VENV)/bin/msareid synth sysu --out $(DEMO)/data --ids 40 --seed 0
-	$(VENV)/bin/msareid check-data sysu --root $(DEMO)/data
-	$(VENV)/bin/msareid preview sysu --root $(DEMO)/data --out $(DEMO)/samples.png
-	@echo "Open $(DEMO)/samples.png to see RGB and IR samples of the synthetic identities."
+	rm -rf $(DEMO)
+	$(MSAREID) synth sysu --out $(DEMO)/data --ids 120 --seed 0 --workers 2
+	$(MSAREID) check-data sysu --root $(DEMO)/data
+	$(MSAREID) preview sysu --root $(DEMO)/data --out $(DEMO)/samples.png
+	$(MSAREID) train --config configs/tiny.toml --set model.r2i=false --set model.i2r=false --out $(DEMO)/baseline
+	$(MSAREID) evaluate --checkpoint $(DEMO)/baseline/last.pt --dataset synthetic --root $(DEMO)/data --out $(DEMO)/baseline/eval.json
+	$(MSAREID) train --config configs/tiny.toml --out $(DEMO)/msa
+	$(MSAREID) evaluate --checkpoint $(DEMO)/msa/last.pt --dataset synthetic --root $(DEMO)/data --out $(DEMO)/msa/eval.json
+	$(MSAREID) report $(DEMO)/baseline $(DEMO)/msa --out $(DEMO)/report.html
+	@echo "Open $(DEMO)/report.html: baseline vs MSA on the synthetic data, with curves and pictures."
 
 test: $(STAMP)
 	$(PY) -m pytest -q

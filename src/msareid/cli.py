@@ -10,6 +10,7 @@ from msareid import __version__
 from msareid.commands import data as data_cmd
 from msareid.commands import evaluate as evaluate_cmd
 from msareid.commands import profile as profile_cmd
+from msareid.commands import report as report_cmd
 from msareid.commands import train as train_cmd
 from msareid.errors import UserError
 
@@ -63,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", parents=[common], help="evaluate features with a standard protocol")
     evaluate_cmd.add_arguments(p)
     p.set_defaults(func=evaluate_cmd.cmd_evaluate)
+
+    p = sub.add_parser("report", parents=[common], help="an HTML report of trained runs")
+    report_cmd.add_arguments(p)
+    p.set_defaults(func=report_cmd.cmd_report)
 
     p = sub.add_parser("profile", parents=[common], help="parameters and MACs beside the paper's figures")
     p.add_argument("--config", help="TOML file (default: built-in defaults)")

@@ -53,8 +53,15 @@ def _luma(c: tuple[int, int, int]) -> float:
 
 
 def _heat(rng: np.random.Generator, colour: tuple[int, int, int]) -> float:
-    # Thermal brightness of a garment: mostly its material, partly how dark (absorbent) it is.
-    return float(np.clip(0.7 * rng.uniform(0.2, 0.8) + 0.3 * (1.0 - _luma(colour)), 0.05, 0.95))
+    # Thermal brightness of a garment: half its material, half how dark (absorbent) it is.
+    return float(np.clip(0.5 * rng.uniform(0.2, 0.8) + 0.5 * (1.0 - _luma(colour)), 0.05, 0.95))
+
+
+def _contrast(base: float, other: float, least: float = 0.25) -> float:
+    """``other`` moved away from ``base`` so that a pattern stays visible to the thermal camera."""
+    if abs(other - base) >= least:
+        return other
+    return float(np.clip(base - least if base > 0.5 else base + least, 0.05, 0.95))
 
 
 def make_identity(seed: int, pid: int) -> Identity:
@@ -63,6 +70,7 @@ def make_identity(seed: int, pid: int) -> Identity:
     skin_base = np.array([224, 172, 140]) * rng.uniform(0.45, 1.1)
     upper, lower, pattern_colour = _colour(rng), _colour(rng), _colour(rng)
     accessory_colour = _colour(rng)
+    heat_upper = _heat(rng, upper)
     return Identity(
         height=float(rng.uniform(0.78, 0.94)),
         width=float(rng.uniform(0.30, 0.46)),
@@ -77,8 +85,8 @@ def make_identity(seed: int, pid: int) -> Identity:
         shoes=_colour(rng),
         accessory=ACCESSORIES[int(rng.integers(len(ACCESSORIES)))],
         accessory_colour=accessory_colour,
-        heat_upper=_heat(rng, upper),
-        heat_pattern=_heat(rng, pattern_colour),
+        heat_upper=heat_upper,
+        heat_pattern=_contrast(heat_upper, _heat(rng, pattern_colour)),
         heat_lower=_heat(rng, lower),
         heat_skin=float(rng.uniform(0.82, 1.0)),
         heat_accessory=float(rng.uniform(0.05, 0.35)),  # bags are cold objects
@@ -110,7 +118,7 @@ def _background(rng: np.random.Generator, size: tuple[int, int], camera: int, in
     ramp = np.linspace(0.0, 1.0, h)[:, None, None]
     img = (top * (1 - ramp) + bottom * ramp) * rng.uniform(0.8, 1.2)
     img = np.broadcast_to(img, (h, w, img.shape[-1])).copy()
-    for _ in range(int(rng.integers(1, 5))):  # clutter: doors, walls, cars, poles
+    for _ in range(int(rng.integers(0, 3))):  # clutter: doors, walls, cars, poles
         y0, x0 = int(rng.integers(0, h)), int(rng.integers(0, w))
         y1, x1 = min(h, y0 + int(rng.integers(h // 8, h // 2))), min(w, x0 + int(rng.integers(w // 8, w // 2)))
         img[y0:y1, x0:x1] = rng.uniform(0.05, 0.9 if not infrared else 0.5, size=img.shape[-1])

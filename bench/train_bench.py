@@ -1,0 +1,92 @@
+"""Training and feature-extraction throughput, and the peak memory of a training run.
+
+Runs ``msareid train`` for a few steps on the SYSU-sized synthetic set of ``data_bench.py``
+(395 training ids, ~22k RGB + ~12k IR images, memory-mapped cache at 288x144), for the baseline and
+for MSA, each in a fresh process whose peak RSS is read from the kernel; then times feature
+extraction with the trained network. Usage:
+    python bench/train_bench.py [--backbone resnet50] [--steps 3] [--out bench/out]
+(run bench/data_bench.py first: it writes the dataset and its cache).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+
+def _train(out: Path, name: str, backbone: str, steps: int, msa: bool, height: int, width: int) -> dict:
+    run = out / "train_runs" / f"{backbone}_{name}_{height}x{width}"
+    if run.exists():
+        import shutil
+
+        shutil.rmtree(run)
+    sets = {"data.root": str(out / "sysu_sized"), "data.cache_dir": str(out / "cache"), "data.num_workers": 0,
+            "data.height": height, "data.width": width, "model.backbone": backbone, "model.pretrained": "none",
+            "model.r2i": msa, "model.i2r": msa, "train.epochs": 1, "train.max_steps_per_epoch": steps,
+            "train.log_every": 1}
+    cmd = [sys.executable, "-c", _CHILD, str(run)]
+    for k, v in sets.items():
+        cmd += ["--set", f"{k}={str(v).lower() if isinstance(v, bool) else v}"]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    peak_kb = int(done.stdout.strip().splitlines()[-1])
+    steps_log = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    rates = [r["images_per_s"] for r in steps_log if r["event"] == "step"]
+    return {"run": run, "images_per_s": rates[-1], "peak_rss_mb": peak_kb / 1024}
+
+
+_CHILD = """
+import sys
+from msareid.cli import main
+code = main(["train", "--out", sys.argv[1], "--no-progress", *sys.argv[2:]])
+for line in open("/proc/self/status"):
+    if line.startswith("VmHWM:"):
+        print(line.split()[1])
+sys.exit(code)
+"""
+
+
+def _extract(run: Path, images: int) -> float:
+    from msareid.data.cache import ImageCache
+    from msareid.engine import load_trained
+    from msareid.inference import extract
+
+    model, config, _ = load_trained(run / "last.pt")
+    caches = sorted((run.parents[1] / "cache").glob(f"*x{config.data.height}x{config.data.width}.npy"))
+    cache = ImageCache(caches[0])
+    subset = [cache[i] for i in range(min(images, len(cache)))]
+    extract(model, subset[:8], config.data.height, config.data.width, batch_size=8)  # warm-up
+    start = time.perf_counter()
+    extract(model, subset, config.data.height, config.data.width, batch_size=32)
+    return len(subset) / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", default="bench/out")
+    parser.add_argument("--backbone", default="resnet50")
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--height", type=int, default=288)
+    parser.add_argument("--width", type=int, default=144)
+    parser.add_argument("--extract-images", type=int, default=128)
+    args = parser.parse_args()
+    out = Path(args.out)
+    if not (out / "sysu_sized").is_dir():
+        raise SystemExit("run bench/data_bench.py first (it writes the SYSU-sized synthetic set)")
+    print(f"{args.backbone} at {args.height}x{args.width}, {torch.get_num_threads()} CPU threads, "
+          f"6 ids x (4 RGB + 4 IR) a step, {args.steps} steps after start-up")
+    for name, msa in (("baseline", False), ("msa", True)):
+        r = _train(out, name, args.backbone, args.steps, msa, args.height, args.width)
+        print(f"train {name:<8}: {r['images_per_s']:6.2f} RGB+IR images/s; peak RSS of the training process "
+              f"{r['peak_rss_mb']:.0f} MB (dataset cache on disk: memory-mapped)")
+    rate = _extract(r["run"], args.extract_images)
+    print(f"feature extraction: {rate:.1f} images/s (batch 32, no flip)")
+
+
+if __name__ == "__main__":
+    main()

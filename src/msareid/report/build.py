@@ -1,0 +1,155 @@
+"""``msareid report``: one HTML page for one or more runs, with the PNGs it shows.
+
+For each run folder (``config.toml``, ``last.pt``, ``metrics.jsonl``, optionally ``eval.json``):
+the evaluation (run now and saved as ``eval.json`` when missing), CMC curves, training curves,
+generated modalities (Fig. 5), a t-SNE of the modalities' features (Fig. 6) and ranking lists.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from msareid.config import Config
+from msareid.data.manifest import read_manifest
+from msareid.data.records import Record
+from msareid.data.regdb import RegDB
+from msareid.data.sources import train_records
+from msareid.data.sysu import SysuMM01
+from msareid.engine import load_trained
+from msareid.errors import UserError
+from msareid.inference import evaluate_model, extract_records
+from msareid.report import figures
+from msareid.report.plots import cmc_plot, training_curves
+from msareid.training.checkpoint import save_json
+from msareid.training.logs import read_metrics
+
+KEYS = (("rank1", "Rank-1"), ("rank10", "Rank-10"), ("rank20", "Rank-20"), ("mAP", "mAP"), ("mINP", "mINP"))
+
+
+def describe(config: Config) -> str:
+    """The Table 4/5 row a config trains."""
+    m, loss = config.model, config.loss
+    adapters = [name for name, on in (("R2I", m.r2i), ("I2R", m.i2r)) if on]
+    if not adapters:
+        return "baseline (no ISA)"
+    if loss.source_loss == "none" and loss.target_loss == "none":
+        return f"B + ISA ({', '.join(adapters)})"
+    if len(adapters) == 2 and (loss.source_loss, loss.target_loss) == ("ssl_plus", "ssl"):
+        return "MSA"
+    return f"B + ISA + SSC ({', '.join(adapters)}; X_s-X_a {loss.source_loss}, X_t-X_a {loss.target_loss})"
+
+
+def _test_split(config: Config, root: str) -> tuple[list[Record], list[Record]]:
+    """Query and gallery records shown in the ranking lists (trial 0 of SYSU-MM01)."""
+    if config.data.name == "sysu":
+        ds = SysuMM01(root)
+        return ds.query(), ds.gallery(config.eval.mode, 1, 0, "agw")
+    if config.data.name == "regdb":
+        return RegDB(root, config.data.trial).query_gallery(config.eval.direction)
+    splits = read_manifest(root)
+    return splits["query"], splits["gallery"]
+
+
+@dataclass
+class RunView:
+    name: str
+    folder: Path
+    config: Config
+    result: dict[str, Any]
+    figures: dict[str, str]
+    metrics: list[dict[str, Any]]
+
+
+def _run(folder: Path, out: Path, root: str | None, index: int) -> RunView:
+    ckpt = folder / "last.pt"
+    model, config, state = load_trained(ckpt)
+    root = root or config.data.root
+    if not root:
+        raise UserError(f"{folder}: the run's config has no data.root; pass --root")
+    eval_path = folder / "eval.json"
+    if eval_path.is_file():
+        result = json.loads(eval_path.read_text())
+    else:
+        results = evaluate_model(model, config, config.data.name, root)
+        result = {**results["bnneck"].as_dict(per_run=False), "pooled": results["pooled"].as_dict(per_run=False)}
+        save_json(result, eval_path)
+    files = out.parent / f"{out.stem}_files"
+    tag = f"{index}_{folder.name}"
+    figs: dict[str, str] = {}
+    rgb, ir = train_records(config.data.name, root, config.data.trial)
+    grid = figures.style_grid(model, rgb, ir, config, files / f"{tag}_styles.png")
+    if grid is not None:
+        figs["styles"], figs["styles_header"] = str(grid[0]), grid[1]
+    query, gallery = _test_split(config, root)
+    figs["tsne"] = str(figures.tsne_figure(model, query + gallery, config, files / f"{tag}_tsne.png",
+                                           f"{folder.name}: {describe(config)}"))
+    _, bn = extract_records(model, query + gallery, config)
+    figs["ranking"] = str(figures.ranking_figure(bn.rows(query), bn.rows(gallery), query, gallery, config,
+                                                 files / f"{tag}_ranking.png"))
+    return RunView(folder.name, folder, config, {**result, "epochs": state["epoch"]}, figs, read_metrics(folder))
+
+
+def build_report(runs: list[str | os.PathLike[str]], out: str | os.PathLike[str], root: str | None = None) -> Path:
+    """Write the HTML report of ``runs`` to ``out`` (pictures in ``<out stem>_files/``)."""
+    out = Path(out)
+    views = [_run(Path(r), out, root, i) for i, r in enumerate(runs)]
+    files = out.parent / f"{out.stem}_files"
+    cmc = cmc_plot({v.name: v.result["cmc"] for v in views}, files / "cmc.png",
+                   f"CMC, {views[0].result['protocol']}")
+    curves = training_curves({v.name: v.metrics for v in views}, files / "training.png")
+    page = _html(views, Path(os.path.relpath(cmc, out.parent)), Path(os.path.relpath(curves, out.parent)), out)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(page)
+    os.replace(tmp, out)
+    return out
+
+
+def _img(path: str | Path, out: Path, alt: str) -> str:
+    rel = os.path.relpath(path, out.parent)
+    return f'<img src="{html.escape(rel)}" alt="{html.escape(alt)}">'
+
+
+def _html(views: list[RunView], cmc: Path, curves: Path, out: Path) -> str:
+    head = "".join(f"<th>{label}</th>" for _, label in KEYS)
+    rows = []
+    for v in views:
+        r = v.result
+        cells = "".join(f"<td>{100 * r[k]:.2f}</td>" for k, _ in KEYS)
+        pooled = r.get("pooled", {})
+        pooled_cells = f"{100 * pooled['rank1']:.2f} / {100 * pooled['mAP']:.2f}" if pooled else "-"
+        rows.append(f"<tr><td>{html.escape(v.name)}</td><td>{html.escape(describe(v.config))}</td>{cells}"
+                    f"<td>{pooled_cells}</td><td>{r['epochs']}</td></tr>")
+    first = views[0].result
+    sections = []
+    for v in views:
+        parts = [f"<h3>{html.escape(v.name)}: {html.escape(describe(v.config))}</h3>"]
+        if "styles" in v.figures:
+            parts.append(f"<p>Generated modalities ({html.escape(v.figures['styles_header'])}), as the paper's "
+                         f"Fig. 5:</p>{_img(v.figures['styles'], out, 'generated modalities')}")
+        parts.append(f"<p>t-SNE of BNNeck features (colour: identity, marker: modality), as the paper's Fig. 6:"
+                     f"</p>{_img(v.figures['tsne'], out, 't-SNE')}")
+        parts.append(f"<p>Ranking lists (green: true match, red: false match):</p>"
+                     f"{_img(v.figures['ranking'], out, 'ranking lists')}")
+        sections.append("\n".join(parts))
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>msareid report</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}}
+table{{border-collapse:collapse}}td,th{{border:1px solid #bbb;padding:4px 8px;text-align:right}}
+td:first-child,td:nth-child(2){{text-align:left}}img{{max-width:100%;margin:4px 0}}</style></head>
+<body><h1>msareid report</h1>
+<p>Protocol <b>{html.escape(first['protocol'])}</b>, {first.get('trials', 1)} trial(s), gallery sampler named in
+the protocol; feature: BNNeck (headline), metric {html.escape(str(first.get('metric', 'cosine')))}.
+Model selection: the last epoch of each run (never the best epoch on the test set).</p>
+<table><tr><th>run</th><th>model</th>{head}<th>pooled R1 / mAP</th><th>epochs</th></tr>
+{''.join(rows)}</table>
+<h2>CMC</h2>{_img(out.parent / cmc, out, 'CMC curves')}
+<h2>Training</h2>{_img(out.parent / curves, out, 'training curves')}
+<h2>Runs</h2>
+{''.join(sections)}
+</body></html>
+"""

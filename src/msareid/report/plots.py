@@ -1,0 +1,68 @@
+"""Plots of the report, drawn with matplotlib's non-interactive backend and saved as PNG."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+MODALITY_MARKERS = {"RGB": "o", "IR": "s", "R2I": "^", "I2R": "v"}
+
+
+def _save(fig: Any, path: str | os.PathLike[str]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def cmc_plot(curves: dict[str, Sequence[float]], path: str | os.PathLike[str], title: str = "CMC") -> Path:
+    """Cumulative match curves, one line a run, in percent."""
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    for name, cmc in curves.items():
+        ranks = range(1, len(cmc) + 1)
+        ax.plot(ranks, [100 * v for v in cmc], marker="o", markersize=3, label=name)
+    ax.set(xlabel="rank", ylabel="matching rate (%)", title=title, ylim=(0, 100))
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return _save(fig, path)
+
+
+def training_curves(runs: dict[str, list[dict[str, Any]]], path: str | os.PathLike[str]) -> Path:
+    """Per-epoch mean loss terms of each run (from metrics.jsonl)."""
+    terms = ("total", "id", "triplet", "img")
+    fig, axes = plt.subplots(1, len(terms), figsize=(3.2 * len(terms), 2.8))
+    for ax, term in zip(axes, terms):
+        for name, records in runs.items():
+            epochs = [r for r in records if r.get("event") == "epoch" and term in r]
+            if epochs:
+                ax.plot([r["epoch"] for r in epochs], [r[term] for r in epochs], label=name)
+        ax.set(title=f"L_{term}" if term != "total" else "L_total", xlabel="epoch")
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    return _save(fig, path)
+
+
+def tsne_plot(points: Any, ids: Sequence[int], modalities: Sequence[str], path: str | os.PathLike[str],
+              title: str) -> Path:
+    """2-D embedding: colour = identity, marker = modality (as the paper's Fig. 6)."""
+    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    palette = plt.get_cmap("tab10")
+    order = {pid: i for i, pid in enumerate(sorted(set(ids)))}
+    for modality, marker in MODALITY_MARKERS.items():
+        rows = [i for i, m in enumerate(modalities) if m == modality]
+        if rows:
+            ax.scatter(points[rows, 0], points[rows, 1], c=[palette(order[ids[i]] % 10) for i in rows],
+                       marker=marker, s=22, label=modality, edgecolors="none", alpha=0.85)
+    ax.set(title=title, xticks=[], yticks=[])
+    ax.legend(loc="best", fontsize=8)
+    return _save(fig, path)

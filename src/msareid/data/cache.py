@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import mmap
 import os
+import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -110,7 +111,8 @@ class ImageCache:
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(paths), height, width, 3))
             with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
                 decoded = pool.map(lambda p: load_image(p, height, width), paths)
-                for i, img in enumerate(tqdm(decoded, total=len(paths), desc=desc, disable=not progress)):
+                bar = tqdm(decoded, total=len(paths), desc=desc, disable=not (progress and sys.stderr.isatty()))
+                for i, img in enumerate(bar):
                     out[i] = img
             out.flush()
             del out

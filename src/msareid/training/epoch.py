@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -59,8 +60,9 @@ def train_one_epoch(
     objective.train()
     sums: dict[str, float] = defaultdict(float)
     count, images, start = 0, 0, time.perf_counter()
-    bar = tqdm(total=steps, initial=first_step, desc=f"epoch {epoch + 1}", disable=not (progress and env.is_main),
-               dynamic_ncols=True, leave=False)
+    live = progress and env.is_main and sys.stderr.isatty()  # a bar on a terminal, one line a epoch in a log
+    bar = tqdm(total=steps, initial=first_step, desc=f"epoch {epoch + 1}", disable=not live, dynamic_ncols=True,
+               leave=False)
     memory = torch.channels_last if channels_last else torch.contiguous_format
     for step, (rgb, ir, y_rgb, _) in zip(range(first_step, steps), loader):
         rgb = rgb.to(env.device, non_blocking=True, memory_format=memory)
@@ -88,4 +90,8 @@ def train_one_epoch(
         if on_step is not None:
             on_step(step + 1)
     bar.close()
-    return {k: v / max(count, 1) for k, v in sums.items()}
+    means = {k: v / max(count, 1) for k, v in sums.items()}
+    if progress and env.is_main and not live and count:
+        terms = " ".join(f"{k} {means[k]:.3f}" for k in ("total", "id", "triplet", "img"))
+        print(f"epoch {epoch + 1}: {terms}, lr {lr:.2e}, {rate:.0f} images/s", flush=True)
+    return means

@@ -55,3 +55,18 @@ def synth_sysu(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def synth_regdb(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_regdb(tmp_path_factory.mktemp("synth") / "regdb", RegdbSpec(ids=8, images=3))
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(synth_sysu: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny MSA model trained for a few steps on the synthetic set: RUN/last.pt."""
+    from msareid.config import load_config
+    from msareid.engine import train
+
+    tmp = tmp_path_factory.mktemp("tiny_run")
+    cfg = load_config("configs/tiny.toml", [
+        f"data.root={synth_sysu}", f"data.cache_dir={tmp / 'cache'}", "data.height=32", "data.width=16",
+        "train.epochs=1", "train.max_steps_per_epoch=3", "sampler.num_ids=3", "sampler.num_instances=2",
+    ])
+    train(cfg, tmp / "run", progress=False)
+    return tmp / "run" / "last.pt"

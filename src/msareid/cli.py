@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 
 from msareid import __version__
 from msareid.commands import data as data_cmd
+from msareid.commands import deploy as deploy_cmd
 from msareid.commands import evaluate as evaluate_cmd
 from msareid.commands import profile as profile_cmd
 from msareid.commands import report as report_cmd
@@ -64,6 +65,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", parents=[common], help="evaluate features with a standard protocol")
     evaluate_cmd.add_arguments(p)
     p.set_defaults(func=evaluate_cmd.cmd_evaluate)
+
+    p = sub.add_parser("extract", parents=[common], help="features of a folder of images or a manifest")
+    deploy_cmd.add_extract_arguments(p)
+    p.set_defaults(func=deploy_cmd.cmd_extract)
+
+    p = sub.add_parser("search", parents=[common], help="search a gallery of extracted features")
+    deploy_cmd.add_search_arguments(p)
+    p.set_defaults(func=deploy_cmd.cmd_search)
+
+    p = sub.add_parser("export", parents=[common], help="export the embedding net (ONNX)")
+    deploy_cmd.add_export_arguments(p)
+    p.set_defaults(func=deploy_cmd.cmd_export)
 
     p = sub.add_parser("report", parents=[common], help="an HTML report of trained runs")
     report_cmd.add_arguments(p)

@@ -109,6 +109,10 @@ class EvalConfig:
     direction: str = "visible-to-thermal"  # RegDB
     flip: bool = False  # average the features of the image and its mirror
     metric: str = "cosine"
+    rerank: bool = False  # k-reciprocal re-ranking (Zhong et al. 2017) with k1, k2, lambda_value
+    k1: int = 20
+    k2: int = 6
+    lambda_value: float = 0.3
     batch_size: int = 64
 
 

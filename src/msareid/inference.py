@@ -19,8 +19,14 @@ from msareid.data.sysu import SysuMM01
 from msareid.data.sysu_official import RandPerm
 from msareid.data.transforms import test_transform
 from msareid.errors import UserError
-from msareid.eval.driver import FeatureTable, evaluate_regdb, evaluate_sysu, sysu_test_records
-from msareid.eval.metrics import evaluate_features
+from msareid.eval.driver import (
+    FeatureTable,
+    Rerank,
+    evaluate_regdb,
+    evaluate_sysu,
+    rank_and_score,
+    sysu_test_records,
+)
 from msareid.eval.protocols import EvalResult, RegdbProtocol, SysuProtocol
 from msareid.models import MSANet
 
@@ -77,6 +83,7 @@ def evaluate_model(model: MSANet, config: Config, dataset: str, root: str | os.P
     """
     e = config.eval
     flip = e.flip
+    rerank = Rerank(e.k1, e.k2, e.lambda_value) if e.rerank else None
     if dataset in ("sysu", "synthetic"):
         ds = SysuMM01(root)
         perm = RandPerm.load(e.perm) if e.sampler == "official" else None
@@ -84,14 +91,15 @@ def evaluate_model(model: MSANet, config: Config, dataset: str, root: str | os.P
             raise UserError("eval.sampler = official needs eval.perm = path/to/rand_perm_cam.mat")
         protocol = SysuProtocol(e.mode, e.shots, e.trials, e.sampler)
         tables = extract_records(model, sysu_test_records(ds, e.mode), config, flip, device, progress)
-        results = {name: evaluate_sysu(t, ds, protocol, e.metric, perm)
+        results = {name: evaluate_sysu(t, ds, protocol, e.metric, perm, rerank=rerank)
                    for name, t in zip(("pooled", "bnneck"), tables)}
     elif dataset == "regdb":
         ds = RegDB(root, config.data.trial)
         query, gallery = ds.query_gallery(e.direction)
         tables = extract_records(model, query + gallery, config, flip, device, progress)
         protocol = RegdbProtocol(config.data.trial, e.direction)
-        results = {name: evaluate_regdb(t, ds, protocol, e.metric) for name, t in zip(("pooled", "bnneck"), tables)}
+        results = {name: evaluate_regdb(t, ds, protocol, e.metric, rerank)
+                   for name, t in zip(("pooled", "bnneck"), tables)}
     elif dataset == "manifest":
         splits = read_manifest(root)
         if not splits["query"] or not splits["gallery"]:
@@ -100,9 +108,9 @@ def evaluate_model(model: MSANet, config: Config, dataset: str, root: str | os.P
         results = {}
         for name, t in zip(("pooled", "bnneck"), tables):
             q, g = splits["query"], splits["gallery"]
-            run = evaluate_features(t.rows(q), t.rows(g), *arrays_of(q), *arrays_of(g), metric=e.metric,
-                                    cmc_mode="regdb")
-            results[name] = EvalResult(f"manifest/{Path(root).name}", (run,), {"metric": e.metric})
+            run = rank_and_score(t.rows(q), t.rows(g), *arrays_of(q), *arrays_of(g), e.metric, "regdb", (), rerank)
+            details = {"metric": e.metric, **({"rerank": rerank.name} if rerank else {})}
+            results[name] = EvalResult(f"manifest/{Path(root).name}", (run,), details)
     else:
         raise UserError(f"unknown dataset {dataset!r}; valid: {', '.join(DATASETS)}")
     for name, r in results.items():

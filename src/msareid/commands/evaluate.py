@@ -33,6 +33,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trials", type=int, default=10, help="SYSU-MM01 trials / official runs (default 10)")
     p.add_argument("--metric", choices=("cosine", "euclidean"), default="cosine",
                    help="cosine L2-normalises features first (default); euclidean uses them as they are")
+    p.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking (named in the results)")
+    p.add_argument("--k1", type=int, default=20, help="re-ranking k1 (default 20)")
+    p.add_argument("--k2", type=int, default=6, help="re-ranking k2 (default 6)")
+    p.add_argument("--lambda-value", type=float, default=0.3, help="re-ranking lambda (default 0.3)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -44,7 +48,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.features:
         if not args.protocol:
             raise UserError("--features needs --protocol sysu or --protocol regdb")
-        result = ff.evaluate_npz(ff.load_feature_npz(args.features), args.protocol, args.metric)
+        from msareid.eval.driver import Rerank
+
+        rerank = Rerank(args.k1, args.k2, args.lambda_value) if args.rerank else None
+        result = ff.evaluate_npz(ff.load_feature_npz(args.features), args.protocol, args.metric, rerank)
         per_run = False
     else:
         from msareid.data.sysu_official import RandPerm, load_test_ids
@@ -79,7 +86,7 @@ def _evaluate_checkpoint(args: argparse.Namespace) -> int:
     config = dataclasses.replace(config, eval=dataclasses.replace(
         config.eval, mode=args.mode, shots=args.shots, trials=args.trials, sampler=args.sampler,
         perm=args.perm or "", direction=args.direction, flip=args.flip, metric=args.metric,
-        batch_size=args.batch_size))
+        batch_size=args.batch_size, rerank=args.rerank, k1=args.k1, k2=args.k2, lambda_value=args.lambda_value))
     results = evaluate_model(model, config, args.dataset, args.root, device, progress=not args.json)
     out = {**results["bnneck"].as_dict(per_run=False), "pooled": results["pooled"].as_dict(per_run=False),
            "checkpoint": str(args.checkpoint)}

@@ -10,6 +10,7 @@ import numpy as np
 from msareid.data.sysu import GALLERY_CAMERAS, IR_CAMERAS
 from msareid.data.sysu_official import RandPerm, load_mat_variable
 from msareid.errors import UserError
+from msareid.eval.driver import Rerank, rank_and_score
 from msareid.eval.metrics import RankingMetrics, evaluate_features
 from msareid.eval.protocols import SYSU_CAMERA_RULES, EvalResult, SysuProtocol
 
@@ -46,13 +47,13 @@ def load_feature_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     return arrays
 
 
-def evaluate_npz(arrays: dict[str, np.ndarray], protocol: str, metric: str = "cosine") -> EvalResult:
+def evaluate_npz(arrays: dict[str, np.ndarray], protocol: str, metric: str = "cosine",
+                 rerank: Rerank | None = None) -> EvalResult:
     """Evaluate one query/gallery pair of an npz with the rules of ``protocol`` (sysu or regdb)."""
     rules = SYSU_CAMERA_RULES if protocol == "sysu" else ()
-    run = evaluate_features(arrays["query_feat"], arrays["gallery_feat"], arrays["query_pid"], arrays["query_cam"],
-                            arrays["gallery_pid"], arrays["gallery_cam"], metric=metric, cmc_mode=protocol,
-                            camera_rules=rules)
-    return EvalResult(f"{protocol}/features", (run,), {"metric": metric})
+    run = rank_and_score(arrays["query_feat"], arrays["gallery_feat"], arrays["query_pid"], arrays["query_cam"],
+                         arrays["gallery_pid"], arrays["gallery_cam"], metric, protocol, rules, rerank)
+    return EvalResult(f"{protocol}/features", (run,), {"metric": metric, **({"rerank": rerank.name} if rerank else {})})
 
 
 class OfficialFeatures:

@@ -1,0 +1,102 @@
+"""Feature files of ``msareid extract`` and chunked top-k search over them.
+
+A feature file is an uncompressed ``.npz`` with ``feat`` (N x D float32, L2-normalised BNNeck
+features), ``paths``, ``pid``, ``cam`` and ``modality`` (one each a row). Its ``feat`` member is
+memory-mapped straight from the zip archive, so a search over a gallery of millions of features
+reads it in chunks instead of loading it.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from msareid.errors import UserError
+
+FEATURE_KEYS = ("feat", "paths", "pid", "cam", "modality")
+
+
+def save_features(path: str | os.PathLike, feat: np.ndarray, paths: list[str], pid: np.ndarray, cam: np.ndarray,
+                  modality: list[str]) -> Path:
+    """Write a feature file atomically (uncompressed, so ``feat`` can be memory-mapped)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
+    np.savez(tmp, feat=np.ascontiguousarray(feat, dtype=np.float32), paths=np.asarray(paths, dtype=str),
+             pid=np.asarray(pid, dtype=np.int64), cam=np.asarray(cam, dtype=np.int64),
+             modality=np.asarray(modality, dtype=str))
+    os.replace(tmp, path)
+    return path
+
+
+def _mmap_member(path: Path, name: str) -> np.ndarray:
+    """Memory-map an uncompressed ``.npy`` member of a zip archive."""
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(f"{name}.npy")
+        if info.compress_type != zipfile.ZIP_STORED:
+            with archive.open(info) as member:
+                return np.lib.format.read_array(member)
+    with open(path, "rb") as handle:
+        handle.seek(info.header_offset + 26)
+        name_len, extra_len = np.frombuffer(handle.read(4), dtype="<u2")
+        handle.seek(info.header_offset + 30 + int(name_len) + int(extra_len))
+        version = np.lib.format.read_magic(handle)
+        readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+        if version not in readers:  # a newer format: read it whole
+            with zipfile.ZipFile(path) as archive, archive.open(f"{name}.npy") as member:
+                return np.lib.format.read_array(member)
+        shape, fortran, dtype = readers[version](handle)
+        offset = handle.tell()
+    return np.memmap(path, dtype=dtype, mode="r", shape=shape, offset=offset, order="F" if fortran else "C")
+
+
+class FeatureFile:
+    """A feature file opened for search: metadata in memory, ``feat`` memory-mapped."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise UserError(f"feature file {self.path} does not exist")
+        try:
+            with np.load(self.path, allow_pickle=False) as data:
+                missing = [k for k in FEATURE_KEYS if k not in data.files]
+                if missing:
+                    raise UserError(f"{self.path} lacks {', '.join(missing)}: not a file of msareid extract")
+                self.paths = data["paths"]
+                self.pid, self.cam, self.modality = data["pid"], data["cam"], data["modality"]
+            self.feat = _mmap_member(self.path, "feat")
+        except (OSError, ValueError, zipfile.BadZipFile) as exc:
+            raise UserError(f"{self.path} is not a readable feature file ({exc})") from None
+        if self.feat.ndim != 2 or self.feat.shape[0] != len(self.paths):
+            raise UserError(f"{self.path}: 'feat' should be {len(self.paths)} x D, got {self.feat.shape}")
+
+    @property
+    def dim(self) -> int:
+        return int(self.feat.shape[1])
+
+
+def top_k(query: np.ndarray, gallery: np.ndarray, k: int = 10, chunk: int = 65536) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and cosine scores of the ``k`` most similar gallery rows for each query row.
+
+    The gallery is read ``chunk`` rows at a time and the best k are merged, so memory stays at
+    about Q x (chunk + k) scores whatever the gallery size. Ties keep gallery order.
+    """
+    query = np.asarray(query, dtype=np.float32)
+    n = gallery.shape[0]
+    k = min(k, n)
+    best_s = np.full((query.shape[0], 0), -np.inf, dtype=np.float32)
+    best_i = np.zeros((query.shape[0], 0), dtype=np.int64)
+    for start in range(0, n, chunk):
+        block = np.asarray(gallery[start : start + chunk], dtype=np.float32)
+        scores = np.concatenate([best_s, query @ block.T], axis=1)
+        ids = np.broadcast_to(np.arange(start, start + len(block)), (len(query), len(block)))
+        index = np.concatenate([best_i, ids], axis=1)
+        keep = min(k, scores.shape[1])
+        part = np.argpartition(-scores, keep - 1, axis=1)[:, :keep]
+        best_s = np.take_along_axis(scores, part, axis=1)
+        best_i = np.take_along_axis(index, part, axis=1)
+    order = np.lexsort((best_i, -best_s), axis=1)  # by score, then by gallery index
+    return np.take_along_axis(best_i, order, axis=1), np.take_along_axis(best_s, order, axis=1)

@@ -78,8 +78,13 @@ def test_feature_file_memory_maps_its_features(tmp_path: Path) -> None:
     save_features(tmp_path / "f.npz", feat, [f"{i}.jpg" for i in range(50)], np.arange(50), np.ones(50), ["ir"] * 50)
     ff = FeatureFile(tmp_path / "f.npz")
     assert isinstance(ff.feat, np.memmap) and ff.dim == 8
+    assert ff.feat.ctypes.data % 64 == 0  # aligned, so BLAS reads it in place
     np.testing.assert_array_equal(np.asarray(ff.feat), feat)
     assert ff.paths[3] == "3.jpg" and ff.modality[0] == "ir"
+    # a file written by plain np.savez (members not aligned) is read and searched just the same
+    np.savez(tmp_path / "plain.npz", feat=feat, paths=ff.paths, pid=ff.pid, cam=ff.cam, modality=ff.modality)
+    plain = FeatureFile(tmp_path / "plain.npz")
+    assert top_k(feat[:3], plain.feat, 4, chunk=7)[0].tolist() == top_k(feat[:3], feat, 4)[0].tolist()
 
 
 def test_extract_a_folder_and_a_manifest(tiny_checkpoint: Path, synth_sysu: Path, tmp_path: Path) -> None:

@@ -176,3 +176,14 @@ def test_evaluate_a_checkpoint(synth_sysu: Path, synth_regdb: Path, tmp_path: Pa
                  str(synth_regdb), "--json", "--flip"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["protocol"] == "regdb/trial4/visible-to-thermal" and out["flip"] is True and out["queries"] == 12
+
+
+def test_periodic_evaluation_is_logged_but_the_last_epoch_is_kept(synth_sysu: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    cfg = _config(synth_sysu, tmp_path / "cache", **{"train.eval_every": 1, "eval.trials": 2})
+    train(cfg, run, progress=False)
+    events = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    evals = [e for e in events if e["event"] == "eval"]
+    assert [e["epoch"] for e in evals] == [1, 2]
+    assert evals[0]["protocol"] == "sysu/all/single-shot/agw" and 0 <= evals[0]["mAP"] <= 1
+    assert load_checkpoint(run / "last.pt")["epoch"] == 2

@@ -259,10 +259,6 @@ def dump_toml(config: Config) -> str:
 
 def write_resolved(config: Config, folder: str | os.PathLike[str]) -> Path:
     """Write ``config.toml`` (the resolved config) into ``folder``, atomically."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / "config.toml"
-    tmp = target.with_suffix(".toml.tmp")
-    tmp.write_text(dump_toml(config))
-    os.replace(tmp, target)
-    return target
+    from msareid.fileio import write_text
+
+    return write_text(Path(folder) / "config.toml", dump_toml(config))

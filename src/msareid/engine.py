@@ -188,6 +188,8 @@ def _train(config: Config, out: Path, resume: bool, progress: bool, env: DistEnv
         epoch, step = epoch + 1, 0
         log.write({"event": "epoch", "epoch": epoch, "lr": lr, **losses})
         save(epoch, 0, epoch_end=True)
+        if t.eval_every and epoch % t.eval_every == 0 and env.is_main:
+            log.write({"event": "eval", "epoch": epoch, **_evaluate_during_training(model, config, env)})
         env.barrier()
         summary.last_losses = losses
     summary.seconds = time.perf_counter() - start
@@ -196,6 +198,16 @@ def _train(config: Config, out: Path, resume: bool, progress: bool, env: DistEnv
     log.write({"event": "end", "epoch": epoch, "seconds": round(summary.seconds, 3)})
     log.close()
     return summary
+
+
+def _evaluate_during_training(model: MSANet, config: Config, env: DistEnv) -> dict[str, Any]:
+    """The test protocol of ``config.eval`` on the training dataset, for the metrics log only: the
+    reported model stays the last epoch's, whatever these figures say."""
+    from msareid.inference import evaluate_model
+
+    results = evaluate_model(model, config, config.data.name, config.data.root, env.device)
+    mean = results["bnneck"].mean()
+    return {"protocol": results["bnneck"].protocol, **{k: mean[k] for k in ("rank1", "rank10", "mAP", "mINP")}}
 
 
 class _BatchRecorder:

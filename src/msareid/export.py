@@ -10,6 +10,7 @@ from torch import nn
 
 from msareid.engine import load_trained
 from msareid.errors import UserError
+from msareid.fileio import atomic_path
 
 
 class _Embedder(nn.Module):
@@ -33,12 +34,8 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike, opset: in
     model, config, _ = load_trained(checkpoint, "cpu")
     module = _Embedder(model.embed).eval()
     dummy = torch.zeros(2, 3, config.data.height, config.data.width)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    with torch.no_grad():
+    with atomic_path(out) as tmp, torch.no_grad():
         torch.onnx.export(module, (dummy,), str(tmp), input_names=["images"], output_names=["bnneck", "pooled"],
                           dynamic_axes={"images": {0: "batch"}, "bnneck": {0: "batch"}, "pooled": {0: "batch"}},
                           opset_version=opset, dynamo=False)
-    os.replace(tmp, out)
-    return out
+    return Path(out)

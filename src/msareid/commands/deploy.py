@@ -7,7 +7,6 @@ import base64
 import html
 import io
 import json
-import os
 from pathlib import Path
 
 from msareid.errors import UserError
@@ -142,11 +141,9 @@ def _write_html(results: list[dict], out: str) -> None:
             "body{font-family:sans-serif}.row{display:flex;flex-wrap:wrap;gap:6px}figure{margin:0;text-align:center;"
             "font-size:11px}img{height:160px;border:1px solid #999}</style></head><body><h1>msareid search</h1>"
             + "".join(blocks) + "</body></html>")
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(page)
-    os.replace(tmp, path)
+    from msareid.fileio import write_text
+
+    write_text(out, page)
 
 
 def add_export_arguments(p: argparse.ArgumentParser) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from msareid.data.records import Modality, Record
 from msareid.errors import UserError
+from msareid.fileio import atomic_path
 
 COLUMNS = ("path", "pid", "camera", "modality", "split")
 MANIFEST_SPLITS = ("train", "query", "gallery")
@@ -72,13 +73,10 @@ def _record_of(path: Path, base: Path, lineno: int, row: dict[str, str], check: 
 def write_manifest(path: str | os.PathLike[str], splits: dict[str, list[Record]]) -> None:
     """Write records as a manifest, paths relative to the manifest's folder where possible."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("w", newline="") as handle:
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(COLUMNS)
         for split, records in splits.items():
             for r in records:
                 rel = os.path.relpath(r.path, path.parent)
                 writer.writerow([rel, r.pid, r.camera, r.modality.value, split])
-    os.replace(tmp, path)

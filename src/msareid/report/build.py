@@ -22,6 +22,7 @@ from msareid.data.sources import train_records
 from msareid.data.sysu import SysuMM01
 from msareid.engine import load_trained
 from msareid.errors import UserError
+from msareid.fileio import write_text
 from msareid.inference import evaluate_model, extract_records
 from msareid.report import figures
 from msareid.report.plots import cmc_plot, training_curves
@@ -103,10 +104,7 @@ def build_report(runs: list[str | os.PathLike[str]], out: str | os.PathLike[str]
                    f"CMC, {views[0].result['protocol']}")
     curves = training_curves({v.name: v.metrics for v in views}, files / "training.png")
     page = _html(views, Path(os.path.relpath(cmc, out.parent)), Path(os.path.relpath(curves, out.parent)), out)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(page)
-    os.replace(tmp, out)
-    return out
+    return write_text(out, page)
 
 
 def _img(path: str | Path, out: Path, alt: str) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from msareid.data.records import Modality, Record
+from msareid.fileio import atomic_path
 
 CELL = (64, 128)  # thumbnail width x height
 
@@ -45,9 +46,6 @@ def identity_rows(rgb: Sequence[Record], ir: Sequence[Record], ids: int = 6, per
 
 def save_png(image: Image.Image, path: str | os.PathLike[str]) -> Path:
     """Write ``image`` as PNG atomically (temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    image.save(tmp, format="PNG")
-    os.replace(tmp, path)
-    return path
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG")
+    return Path(path)

@@ -9,6 +9,8 @@ from typing import Any
 
 import matplotlib
 
+from msareid.fileio import atomic_path
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
@@ -16,13 +18,10 @@ MODALITY_MARKERS = {"RGB": "o", "IR": "s", "R2I": "^", "I2R": "v"}
 
 
 def _save(fig: Any, path: str | os.PathLike[str]) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
     plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return Path(path)
 
 
 def cmc_plot(curves: dict[str, Sequence[float]], path: str | os.PathLike[str], title: str = "CMC") -> Path:

@@ -18,6 +18,7 @@ import torch
 
 from msareid import __version__
 from msareid.errors import UserError
+from msareid.fileio import atomic_path, write_text
 
 FORMAT = 1
 
@@ -55,17 +56,10 @@ def versions() -> dict[str, str]:
 
 def save_atomic(obj: dict[str, Any], path: Path) -> None:
     """``torch.save`` to a temporary file beside ``path``, flushed to disk, then renamed over it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        torch.save(obj, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -97,9 +91,4 @@ def save_json(obj: Any, path: str | os.PathLike[str]) -> Path:
     """Write ``obj`` as JSON atomically (temporary file, then rename)."""
     import json
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
-    return path
+    return write_text(path, json.dumps(obj, indent=1))

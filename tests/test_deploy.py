@@ -194,3 +194,20 @@ def test_evaluate_with_rerank_names_it(tmp_path: Path, capsys: pytest.CaptureFix
                  "--k1", "5", "--k2", "3"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["rerank"] == "k-reciprocal (k1 5, k2 3, lambda 0.3)" and 0 < out["mAP"] <= 1
+
+
+def test_evaluate_a_checkpoint_on_a_manifest(tiny_checkpoint: Path, synth_sysu: Path, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture) -> None:
+    from msareid.data.manifest import write_manifest
+    from msareid.data.sysu import SysuMM01
+
+    ds = SysuMM01(synth_sysu)
+    write_manifest(tmp_path / "m.csv", {"query": ds.query(), "gallery": ds.gallery("all", 1, 0)})
+    assert main(["evaluate", "--checkpoint", str(tiny_checkpoint), "--dataset", "manifest", "--root",
+                 str(tmp_path / "m.csv"), "--json", "--rerank"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["protocol"] == "manifest/m.csv" and out["queries"] == len(ds.query()) and "rerank" in out
+    write_manifest(tmp_path / "train_only.csv", {"train": ds.train()[0]})
+    assert main(["evaluate", "--checkpoint", str(tiny_checkpoint), "--dataset", "manifest", "--root",
+                 str(tmp_path / "train_only.csv")]) == 2
+    assert "needs rows with split query and split gallery" in capsys.readouterr().err

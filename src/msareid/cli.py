@@ -62,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     train_cmd.add_arguments(p)
     p.set_defaults(func=train_cmd.cmd_train)
 
-    p = sub.add_parser("evaluate", parents=[common], help="evaluate features with a standard protocol")
+    p = sub.add_parser("evaluate", parents=[common],
+                       help="evaluate a trained model or saved features with a standard protocol")
     evaluate_cmd.add_arguments(p)
     p.set_defaults(func=evaluate_cmd.cmd_evaluate)
 

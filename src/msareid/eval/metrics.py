@@ -95,18 +95,22 @@ class _Accumulator:
 _REMOVED = np.uint64(0xFFFFFFFF)  # above every key of a finite similarity
 
 
-def _order_key(sim: np.ndarray) -> np.ndarray:
-    """uint32 keys that sort ascending as ``sim`` sorts descending (equal values, equal keys)."""
-    if sim.dtype == np.float32:
-        d = np.negative(sim) + np.float32(0.0)  # -0.0 becomes +0.0: both are the same value
+def _order_key(dist: np.ndarray) -> np.ndarray:
+    """uint32 keys that sort as ``dist`` sorts, ascending (equal values, equal keys).
+
+    float32: the IEEE bits, sign-folded so that unsigned order is numeric order (``dist`` is
+    modified in place: -0.0 becomes +0.0). Other dtypes: the dense rank of each value in its row.
+    """
+    if dist.dtype == np.float32:
+        d = np.add(dist, np.float32(0.0), out=dist)  # -0.0 becomes +0.0: both are the same value
         u = d.view(np.uint32)
-        return u ^ ((u.view(np.int32) >> 31).view(np.uint32) | np.uint32(0x80000000))
-    # other dtypes: the dense rank of each value in its row keeps ties and order exactly
-    rows = np.arange(sim.shape[0])[:, None]
-    order = np.argsort(-sim, axis=1, kind="stable")
-    ranked = -sim[rows, order]
-    step = np.concatenate([np.zeros((sim.shape[0], 1), bool), ranked[:, 1:] != ranked[:, :-1]], axis=1)
-    dense = np.empty(sim.shape, dtype=np.uint32)
+        u ^= (u.view(np.int32) >> 31).view(np.uint32) | np.uint32(0x80000000)
+        return u
+    rows = np.arange(dist.shape[0])[:, None]
+    order = np.argsort(dist, axis=1, kind="stable")
+    ranked = dist[rows, order]
+    step = np.concatenate([np.zeros((dist.shape[0], 1), bool), ranked[:, 1:] != ranked[:, :-1]], axis=1)
+    dense = np.empty(dist.shape, dtype=np.uint32)
     dense[rows, order] = np.cumsum(step, axis=1)
     return dense
 
@@ -128,24 +132,31 @@ class _Gallery:
         """Rows of one chunk whose keys still fit in 64 bits (row | value | index)."""
         return 2 ** (64 - 32 - self.index_bits) - 1
 
+    def key_base(self, rows: int) -> np.ndarray:
+        """``row | gallery index`` bits of a chunk of ``rows`` rows (kept for the next chunk)."""
+        if getattr(self, "_base_rows", None) != rows:
+            ib = np.uint64(self.index_bits)
+            row_part = (np.arange(rows, dtype=np.uint64) << (np.uint64(32) + ib))[:, None]
+            self._base, self._base_rows = row_part | self.order.astype(np.uint64)[None, :], rows
+        return self._base
 
-def _rank_chunk(sim: np.ndarray, q_pids: np.ndarray, q_cams: np.ndarray, gal: _Gallery, cmc_mode: str,
+
+def _rank_chunk(dist: np.ndarray, q_pids: np.ndarray, q_cams: np.ndarray, gal: _Gallery, cmc_mode: str,
                 camera_rules: Sequence[tuple[int, int]]) -> tuple[np.ndarray, ...]:
-    """First-match rank (CMC), AP and INP of each query row of ``sim`` (columns grouped by identity).
+    """First-match rank (CMC), AP and INP of each query row of ``dist`` (smaller is closer; columns
+    grouped by identity; the block is overwritten).
 
     Each similarity becomes one unique 64-bit key, ``row | order key | gallery index``, so a single
     sort of the chunk ranks every row at once with ties broken by gallery index, and the rank of a
     true match is a binary search. Removed images (camera rule) get the largest value and sort
     behind every kept image of their row.
     """
-    n_q, n_g = sim.shape
-    keys = _order_key(sim).astype(np.uint64, order="C")
+    n_q, n_g = dist.shape
+    keys = _order_key(dist).astype(np.uint64, order="C")
     for q_cam, g_cam in camera_rules:
         keys[np.ix_(q_cams == q_cam, gal.cams == g_cam)] = _REMOVED
-    ib = np.uint64(gal.index_bits)
-    keys <<= ib  # built in place: row | value | index
-    keys |= gal.order.astype(np.uint64)[None, :]
-    keys |= (np.arange(n_q, dtype=np.uint64) << (np.uint64(32) + ib))[:, None]
+    keys <<= np.uint64(gal.index_bits)  # built in place: row | value | index
+    keys |= gal.key_base(n_q)
 
     # the true matches of every row: the block of the query's identity, without removed images
     u = np.searchsorted(gal.ids, q_pids).clip(0, len(gal.ids) - 1)
@@ -191,13 +202,29 @@ def evaluate_similarity(
     ``grouped`` says the blocks' columns are already in identity-grouped order (see
     :func:`evaluate_features`); otherwise each block is reordered here.
     """
+    dist_chunks = ((rows, np.negative(sim)) for rows, sim in sim_chunks)
+    return _evaluate(dist_chunks, q_pids, q_cams, g_pids, g_cams, cmc_mode, camera_rules, max_rank, grouped, True)
+
+
+def _evaluate(
+    dist_chunks: Iterator[tuple[slice, np.ndarray]],
+    q_pids: np.ndarray, q_cams: np.ndarray, g_pids: np.ndarray, g_cams: np.ndarray,
+    cmc_mode: str, camera_rules: Sequence[tuple[int, int]], max_rank: int, grouped: bool, owned: bool,
+) -> RankingMetrics:
+    """The work of the public functions, on distance-like blocks (smaller is closer).
+
+    ``owned`` says the blocks are scratch copies that ranking may overwrite.
+    """
     if cmc_mode not in CMC_MODES:
         raise ValueError(f"cmc_mode must be one of {CMC_MODES}, got {cmc_mode!r}")
     q_pids, q_cams = np.asarray(q_pids), np.asarray(q_cams)
     gal = _Gallery(np.asarray(g_pids), np.asarray(g_cams))
     acc = _Accumulator(max_rank)
-    for rows, sim in sim_chunks:
-        block = sim if grouped else sim[:, gal.order]
+    for rows, dist in dist_chunks:
+        if not grouped:
+            block = dist[:, gal.order]  # a new array: ours to overwrite
+        else:
+            block = dist if owned else dist.copy()
         for sub in _chunks(block.shape[0], gal.max_rows()):
             part = slice(rows.start + sub.start, rows.start + sub.stop)
             acc.add(*_rank_chunk(block[sub], q_pids[part], q_cams[part], gal, cmc_mode, camera_rules))
@@ -220,9 +247,8 @@ def evaluate_features(
     order = np.argsort(np.asarray(g_pids), kind="stable")  # the column order evaluate_similarity uses
     gallery = gallery[order]
     rows = max(1, chunk_elements // max(1, gallery.shape[0]))
-    chunks = ((s, similarity(query[s], gallery, metric)) for s in _chunks(query.shape[0], rows))
-    return evaluate_similarity(chunks, q_pids, q_cams, g_pids, g_cams, cmc_mode, camera_rules, max_rank,
-                               grouped=True)
+    chunks = ((s, np.negative(similarity(query[s], gallery, metric))) for s in _chunks(query.shape[0], rows))
+    return _evaluate(chunks, q_pids, q_cams, g_pids, g_cams, cmc_mode, camera_rules, max_rank, True, True)
 
 
 def evaluate_distance(
@@ -233,5 +259,5 @@ def evaluate_distance(
     """Metrics from a precomputed query x gallery distance matrix (smaller is closer)."""
     distmat = np.asarray(distmat)
     rows = max(1, chunk_elements // max(1, distmat.shape[1]))
-    chunks = ((s, -distmat[s]) for s in _chunks(distmat.shape[0], rows))
-    return evaluate_similarity(chunks, q_pids, q_cams, g_pids, g_cams, cmc_mode, camera_rules, max_rank)
+    chunks = ((s, distmat[s]) for s in _chunks(distmat.shape[0], rows))
+    return _evaluate(chunks, q_pids, q_cams, g_pids, g_cams, cmc_mode, camera_rules, max_rank, False, False)

@@ -10,6 +10,7 @@ import dataclasses
 import os
 import random
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,13 +80,29 @@ def build_train_data(config: Config, env: DistEnv, progress: bool = True) -> Tra
     tf = train_transform(d.height, d.width, d.pad, d.random_erasing)
     dataset = PairedDataset(ImageDataset(_cache(rgb, config, env, "rgb", progress), labels_of(rgb, mapping), tf),
                             ImageDataset(_cache(ir, config, env, "ir", progress), labels_of(ir, mapping), tf))
-    sampler = CrossModalitySampler(dataset.rgb.labels, dataset.ir.labels, config.sampler.num_ids,
+    num_ids = _identities_per_batch(config.sampler.num_ids, dataset, env)
+    sampler = CrossModalitySampler(dataset.rgb.labels, dataset.ir.labels, num_ids,
                                    config.sampler.num_instances, config.train.seed, env.rank, env.world_size)
     steps = len(sampler)
     if config.train.max_steps_per_epoch:
         steps = min(steps, config.train.max_steps_per_epoch)
     loader = train_loader(dataset, sampler, d.num_workers)
     return TrainData(dataset, sampler, loader, mapping, steps)
+
+
+def _identities_per_batch(wanted: int, dataset: PairedDataset, env: DistEnv) -> int:
+    """``sampler.num_ids``, or fewer (with a warning) when the training set has fewer identities
+    with both RGB and IR images; at least two are needed for the triplet loss's negatives."""
+    shared = len(np.intersect1d(dataset.rgb.labels, dataset.ir.labels))
+    if shared >= wanted:
+        return wanted
+    if shared < 2:
+        raise UserError(f"the training set has {shared} identity with both RGB and IR images; "
+                        "training needs at least 2")
+    if env.is_main:
+        print(f"warning: sampler.num_ids = {wanted} but only {shared} training identities have both RGB and IR "
+              f"images; batches hold {shared}", file=sys.stderr)
+    return shared
 
 
 def _seed_everything(seed: int, deterministic: bool) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,7 +48,8 @@ def extract(model: MSANet, images: ImageCache | list[np.ndarray], height: int, w
     tf = test_transform(height, width)
     pooled, bnneck = [], []
     n = len(images)
-    for start in tqdm(range(0, n, batch_size), desc="extract", disable=not progress, leave=False):
+    bar = tqdm(range(0, n, batch_size), desc="extract", disable=not (progress and sys.stderr.isatty()), leave=False)
+    for start in bar:
         batch = torch.stack([tf(np.asarray(images[i])) for i in range(start, min(n, start + batch_size))])
         batch = batch.to(device)
         out = model(batch)

@@ -211,3 +211,36 @@ def test_evaluate_a_checkpoint_on_a_manifest(tiny_checkpoint: Path, synth_sysu: 
     assert main(["evaluate", "--checkpoint", str(tiny_checkpoint), "--dataset", "manifest", "--root",
                  str(tmp_path / "train_only.csv")]) == 2
     assert "needs rows with split query and split gallery" in capsys.readouterr().err
+
+
+def test_evaluate_a_checkpoint_with_the_official_sampler(tiny_checkpoint: Path, synth_sysu: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture) -> None:
+    from test_sysu import _write_rand_perm
+
+    tree = {}
+    for cam_dir in synth_sysu.glob("cam*"):
+        for person in cam_dir.iterdir():
+            tree.setdefault(int(person.name), {})[int(cam_dir.name[3:])] = len(list(person.iterdir()))
+    _write_rand_perm(tmp_path / "rand_perm_cam.mat", tree, max(tree), np.random.default_rng(0))
+    argv = ["evaluate", "--checkpoint", str(tiny_checkpoint), "--dataset", "sysu", "--root", str(synth_sysu),
+            "--sampler", "official", "--perm", str(tmp_path / "rand_perm_cam.mat"), "--mode", "indoor",
+            "--shots", "10", "--trials", "3", "--json"]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["protocol"] == "sysu/indoor/multi-shot/official" and out["trials"] == 3
+    assert main(argv[:9] + ["--json"]) == 2  # the official sampler without its permutations
+    assert "needs eval.perm" in capsys.readouterr().err
+
+
+def test_report_of_a_regdb_run(synth_regdb: Path, tmp_path: Path) -> None:
+    from msareid.config import load_config
+    from msareid.engine import train
+
+    cfg = load_config("configs/tiny.toml", [
+        "data.name=regdb", f"data.root={synth_regdb}", "data.trial=2", f"data.cache_dir={tmp_path / 'c'}",
+        "data.height=32", "data.width=16", "train.epochs=1", "train.max_steps_per_epoch=2",
+        "sampler.num_ids=2", "sampler.num_instances=2"])
+    train(cfg, tmp_path / "run", progress=False)
+    assert main(["report", str(tmp_path / "run")]) == 0
+    page = (tmp_path / "run" / "report.html").read_text()
+    assert "regdb/trial2/visible-to-thermal" in page and "<td>MSA</td>" in page

@@ -88,9 +88,9 @@ def evaluate_model(model: MSANet, config: Config, dataset: str, root: str | os.P
     rerank = Rerank(e.k1, e.k2, e.lambda_value) if e.rerank else None
     if dataset in ("sysu", "synthetic"):
         ds = SysuMM01(root)
-        perm = RandPerm.load(e.perm) if e.sampler == "official" else None
         if e.sampler == "official" and not e.perm:
-            raise UserError("eval.sampler = official needs eval.perm = path/to/rand_perm_cam.mat")
+            raise UserError("eval.sampler = official needs eval.perm = path/to/rand_perm_cam.mat (--perm)")
+        perm = RandPerm.load(e.perm) if e.sampler == "official" else None
         protocol = SysuProtocol(e.mode, e.shots, e.trials, e.sampler)
         tables = extract_records(model, sysu_test_records(ds, e.mode), config, flip, device, progress)
         results = {name: evaluate_sysu(t, ds, protocol, e.metric, perm, rerank=rerank)

@@ -199,3 +199,13 @@ def test_a_tiny_dataset_trains_with_fewer_identities_per_batch(tmp_path: Path, c
     assert main(argv) == 0  # configs/tiny.toml asks for 8 identities a batch; this set has 6
     assert "warning: sampler.num_ids = 8 but only 6 training identities" in capsys.readouterr().err
     assert load_checkpoint(tmp_path / "run" / "last.pt")["epoch"] == 1
+
+
+def test_tensorboard_without_the_package_says_what_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from msareid.errors import UserError
+    from msareid.training.logs import MetricsLog
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # as if tensorboard were not installed
+    with pytest.raises(UserError, match="pip install tensorboard"):
+        MetricsLog(tmp_path, enabled=True, tensorboard=True)
+    assert not MetricsLog(tmp_path, enabled=False, tensorboard=True).enabled  # other ranks never import it

@@ -31,6 +31,13 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+bench: $(STAMP)  # minutes to an hour on a 2-core CPU; figures in bench/README.md
+	$(PY) bench/data_bench.py
+	$(PY) bench/eval_bench.py
+	$(PY) bench/model_bench.py
+	$(PY) bench/train_bench.py
+	$(PY) bench/search_bench.py
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
 

@@ -95,6 +95,7 @@ def test_extract_a_folder_and_a_manifest(tiny_checkpoint: Path, synth_sysu: Path
     n = len(list((synth_sysu / "cam1").rglob("*.jpg")))
     assert ff.feat.shape == (n, 256) and set(ff.modality) == {"rgb"}
     np.testing.assert_allclose(np.linalg.norm(ff.feat, axis=1), 1.0, rtol=1e-5)
+    assert [p.name for p in tmp_path.iterdir()] == ["g.npz"]  # the on-disk scratch features are gone
     from msareid.data.manifest import write_manifest
     from msareid.data.sysu import SysuMM01
 

@@ -7,6 +7,7 @@ import base64
 import html
 import io
 import json
+import os
 from pathlib import Path
 
 from msareid.errors import UserError
@@ -41,13 +42,20 @@ def cmd_extract(args: argparse.Namespace) -> int:
     else:
         raise UserError(f"--images {source} is neither a folder nor a manifest file")
     fx = FeatureExtractor(args.checkpoint, args.device, args.batch_size, args.flip)
-    feats = []
-    step = 4096  # bounded memory for large folders; the bar counts chunks of decoded images
     from tqdm import tqdm
 
-    for start in tqdm(range(0, len(paths), step), desc="extract", disable=len(paths) <= step):
-        feats.append(fx(paths[start : start + step]))
-    out = save_features(args.out, np.concatenate(feats), paths, np.asarray(pid), np.asarray(cam), modality)
+    step = 4096  # images decoded at a time; the features go to a memory map on disk, not to RAM
+    out_path = Path(args.out)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    scratch = out_path.with_name(f".{out_path.name}.{os.getpid()}.scratch.npy")
+    try:
+        feats = np.lib.format.open_memmap(scratch, mode="w+", dtype=np.float32, shape=(len(paths), fx.dim))
+        for start in tqdm(range(0, len(paths), step), desc="extract", disable=len(paths) <= step):
+            feats[start : start + step] = fx(paths[start : start + step])
+        out = save_features(out_path, feats, paths, np.asarray(pid), np.asarray(cam), modality)
+        del feats
+    finally:
+        scratch.unlink(missing_ok=True)
     print(f"wrote {out}: {len(paths)} images x {fx.dim} dims ({'flip-averaged ' if args.flip else ''}"
           f"L2-normalised BNNeck features)")
     return 0

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from msareid.data.cache import load_image
+from msareid.data.cache import fit_image, load_image
 from msareid.engine import load_trained
 from msareid.errors import UserError
 from msareid.inference import extract
@@ -48,7 +48,7 @@ class FeatureExtractor:
         if isinstance(item, (str, os.PathLike)):
             return load_image(str(item), h, w)
         if isinstance(item, Image.Image):
-            return np.asarray(item.convert("RGB").resize((w, h), Image.Resampling.LANCZOS))
+            return fit_image(item, h, w)
         if isinstance(item, torch.Tensor):
             t = item.detach().cpu()
             if t.ndim != 3 or t.shape[0] != 3:
@@ -59,9 +59,7 @@ class FeatureExtractor:
         arr = np.asarray(item)
         if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
             raise UserError(f"expected an H x W x 3 uint8 image array, got {arr.shape} {arr.dtype}")
-        if arr.shape[:2] == (h, w):
-            return arr
-        return np.asarray(Image.fromarray(arr).resize((w, h), Image.Resampling.LANCZOS))
+        return arr if arr.shape[:2] == (h, w) else fit_image(Image.fromarray(arr), h, w)
 
     def __call__(self, images: Sequence[ImageLike] | ImageLike) -> np.ndarray:
         """Features of ``images`` (one image or a sequence), N x D float32."""

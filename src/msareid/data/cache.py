@@ -45,14 +45,20 @@ def cache_key(paths: Sequence[str], height: int, width: int) -> str:
     return digest.hexdigest()[:32]
 
 
+def fit_image(img: Image.Image, height: int, width: int) -> np.ndarray:
+    """``img`` as RGB, resized to ``height`` x ``width`` (Lanczos, as the reference preprocessing),
+    as a uint8 H x W x 3 array."""
+    img = img.convert("RGB")
+    if img.size != (width, height):
+        img = img.resize((width, height), Image.Resampling.LANCZOS)
+    return np.asarray(img, dtype=np.uint8)
+
+
 def load_image(path: str, height: int, width: int) -> np.ndarray:
-    """Decode ``path`` as RGB and resize to ``height`` x ``width`` (Lanczos), as uint8 HxWx3."""
+    """Decode ``path`` and :func:`fit_image` it; an unreadable file is a UserError naming it."""
     try:
         with Image.open(path) as img:
-            img = img.convert("RGB")
-            if img.size != (width, height):
-                img = img.resize((width, height), Image.Resampling.LANCZOS)
-            return np.asarray(img, dtype=np.uint8)
+            return fit_image(img, height, width)
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise UserError(f"image {path} cannot be decoded ({exc.__class__.__name__}: {exc})") from None
 

@@ -54,6 +54,7 @@ class CrossModalitySampler:
         self.batches_per_epoch = max(len(rgb_labels), len(ir_labels)) // (num_ids * num_instances) + 1
         self.epoch = 0
         self.start = 0
+        self._drawn: tuple[int, list[Batch]] | None = None
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
         """Select the epoch to draw, and the first of this rank's batches to yield (for resume)."""
@@ -68,6 +69,8 @@ class CrossModalitySampler:
 
     def epoch_batches(self) -> list[Batch]:
         """Every batch of the current epoch, for all ranks (padded to a multiple of the world)."""
+        if self._drawn is not None and self._drawn[0] == self.epoch:
+            return self._drawn[1]
         rng = np.random.default_rng([self.seed, self.epoch])
         batches = []
         for _ in range(len(self) * self.world_size):
@@ -77,6 +80,7 @@ class CrossModalitySampler:
                 seeds = rng.integers(0, 2**62, size=self.num_instances)
                 batch.extend(zip(rgb.tolist(), ir.tolist(), seeds.tolist()))
             batches.append(batch)
+        self._drawn = (self.epoch, batches)  # drawn once an epoch, whoever asks
         return batches
 
     def __iter__(self) -> Iterator[Batch]:

@@ -209,3 +209,19 @@ def test_tensorboard_without_the_package_says_what_to_install(monkeypatch: pytes
     with pytest.raises(UserError, match="pip install tensorboard"):
         MetricsLog(tmp_path, enabled=True, tensorboard=True)
     assert not MetricsLog(tmp_path, enabled=False, tensorboard=True).enabled  # other ranks never import it
+
+
+def test_train_and_evaluate_on_a_manifest(synth_sysu: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from msareid.data.manifest import write_manifest
+    from msareid.data.sysu import SysuMM01
+
+    ds = SysuMM01(synth_sysu)
+    rgb, ir = ds.train()
+    write_manifest(tmp_path / "mine.csv", {"train": rgb + ir, "query": ds.query(), "gallery": ds.gallery("all", 1, 0)})
+    cfg = _config(tmp_path / "mine.csv", tmp_path / "cache", **{"data.name": "manifest", "train.epochs": 1})
+    train(cfg, tmp_path / "run", progress=False)
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["num_classes"] == len({r.pid for r in rgb + ir})
+    capsys.readouterr()
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "run" / "last.pt"), "--dataset", "manifest",
+                 "--root", str(tmp_path / "mine.csv"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["queries"] == len(ds.query())

@@ -28,21 +28,15 @@ def _status_kb(key: str) -> int:
 
 
 def loader_run(root: str, cache_dir: str, workers: int, batches: int) -> dict:
-    """Iterate ``batches`` training batches; images/s and memory of this process and its workers."""
-    from msareid.data.dataset import ImageDataset, PairedDataset, train_loader
-    from msareid.data.records import label_map, labels_of
-    from msareid.data.sampler import CrossModalitySampler
-    from msareid.data.transforms import train_transform
+    """Iterate ``batches`` training batches of the real training pipeline (``engine.build_train_data``
+    with the paper's settings); images/s and memory of this process and its workers."""
+    from msareid.config import load_config
+    from msareid.engine import build_train_data
+    from msareid.training.distributed import DistEnv
 
-    rgb, ir = SysuMM01(root).train()
-    mapping = label_map(rgb + ir)
-    tf = train_transform(288, 144)
-    data = PairedDataset(
-        ImageDataset(ImageCache.build([r.path for r in rgb], 288, 144, cache_dir), labels_of(rgb, mapping), tf),
-        ImageDataset(ImageCache.build([r.path for r in ir], 288, 144, cache_dir), labels_of(ir, mapping), tf),
-    )
-    sampler = CrossModalitySampler(data.rgb.labels, data.ir.labels, 6, 4, seed=0)
-    it = iter(train_loader(data, sampler, num_workers=workers))
+    config = load_config("configs/sysu.toml", [f"data.root={root}", f"data.cache_dir={cache_dir}",
+                                               f"data.num_workers={workers}"])
+    it = iter(build_train_data(config, DistEnv(), progress=False).loader)
     next(it)  # worker start-up is not throughput
     start, images = time.perf_counter(), 0
     for _ in range(batches):

@@ -51,7 +51,7 @@ def per_query_loop(dist, q_pids, q_cams, g_pids, g_cams, sysu: bool, max_rank: i
 def problem(n_q: int, n_g: int, ids: int, seed: int, dims: int = 2048):
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(ids, dims)).astype(np.float32)
-    q_pids, g_pids = rng.integers(0, ids, n_q), rng.integers(0, ids, n_g)
+    q_pids, g_pids = np.sort(rng.integers(0, ids, n_q)), np.sort(rng.integers(0, ids, n_g))  # id by id, as SYSU
     q = centres[q_pids] + 3 * rng.normal(size=(n_q, dims)).astype(np.float32)
     g = centres[g_pids] + 3 * rng.normal(size=(n_g, dims)).astype(np.float32)
     return q, g, q_pids, rng.choice([3, 6], n_q), g_pids, rng.choice([1, 2, 4, 5], n_g)

@@ -120,6 +120,7 @@ class _Gallery:
 
     def __init__(self, pids: np.ndarray, cams: np.ndarray) -> None:
         self.order = np.argsort(pids, kind="stable")  # column j of a grouped block is gallery order[j]
+        self.in_order = bool(np.all(self.order == np.arange(len(pids))))  # e.g. SYSU galleries, id by id
         self.pids, self.cams = pids[self.order], cams[self.order]
         self.ids, self.starts = np.unique(self.pids, return_index=True)
         self.ends = np.append(self.starts[1:], len(pids))
@@ -221,10 +222,10 @@ def _evaluate(
     gal = _Gallery(np.asarray(g_pids), np.asarray(g_cams))
     acc = _Accumulator(max_rank)
     for rows, dist in dist_chunks:
-        if not grouped:
-            block = dist[:, gal.order]  # a new array: ours to overwrite
-        else:
+        if grouped or gal.in_order:
             block = dist if owned else dist.copy()
+        else:
+            block = dist[:, gal.order]  # a new array: ours to overwrite
         for sub in _chunks(block.shape[0], gal.max_rows()):
             part = slice(rows.start + sub.start, rows.start + sub.stop)
             acc.add(*_rank_chunk(block[sub], q_pids[part], q_cams[part], gal, cmc_mode, camera_rules))
@@ -235,7 +236,7 @@ def evaluate_features(
     query: np.ndarray, gallery: np.ndarray,
     q_pids: np.ndarray, q_cams: np.ndarray, g_pids: np.ndarray, g_cams: np.ndarray,
     metric: str = "cosine", cmc_mode: str = "sysu", camera_rules: Sequence[tuple[int, int]] = (),
-    max_rank: int = 20, chunk_elements: int = 2**18,
+    max_rank: int = 20, chunk_elements: int = 2**17,
 ) -> RankingMetrics:
     """Rank ``gallery`` for every ``query`` row and compute CMC, mAP and mINP.
 
@@ -246,7 +247,7 @@ def evaluate_features(
         query, gallery = l2_normalize(query), l2_normalize(gallery)
     order = np.argsort(np.asarray(g_pids), kind="stable")  # the column order evaluate_similarity uses
     gallery = gallery[order]
-    rows = max(1, chunk_elements // max(1, gallery.shape[0]))
+    rows = max(16, chunk_elements // max(1, gallery.shape[0]))  # few rows: Python overhead per chunk
     chunks = ((s, np.negative(similarity(query[s], gallery, metric))) for s in _chunks(query.shape[0], rows))
     return _evaluate(chunks, q_pids, q_cams, g_pids, g_cams, cmc_mode, camera_rules, max_rank, True, True)
 
@@ -254,10 +255,10 @@ def evaluate_features(
 def evaluate_distance(
     distmat: np.ndarray, q_pids: np.ndarray, q_cams: np.ndarray, g_pids: np.ndarray, g_cams: np.ndarray,
     cmc_mode: str = "sysu", camera_rules: Sequence[tuple[int, int]] = (), max_rank: int = 20,
-    chunk_elements: int = 2**18,
+    chunk_elements: int = 2**17,
 ) -> RankingMetrics:
     """Metrics from a precomputed query x gallery distance matrix (smaller is closer)."""
     distmat = np.asarray(distmat)
-    rows = max(1, chunk_elements // max(1, distmat.shape[1]))
+    rows = max(16, chunk_elements // max(1, distmat.shape[1]))
     chunks = ((s, distmat[s]) for s in _chunks(distmat.shape[0], rows))
     return _evaluate(chunks, q_pids, q_cams, g_pids, g_cams, cmc_mode, camera_rules, max_rank, False, False)

@@ -110,12 +110,15 @@ def problems(draw):
 
 
 @given(problem=problems(), mode=st.sampled_from(["sysu", "regdb"]), rule=st.booleans(),
-       chunk=st.integers(1, 64), dtype=st.sampled_from([np.float32, np.float64]))
+       chunk=st.integers(1, 64), dtype=st.sampled_from([np.float32, np.float64]), in_order=st.booleans())
 @settings(max_examples=400, deadline=None)
-def test_vectorised_equals_the_naive_loop(problem, mode: str, rule: bool, chunk: int, dtype) -> None:
-    """Both key paths: float32 similarities (bit keys) and other dtypes (dense ranks), ties included."""
+def test_vectorised_equals_the_naive_loop(problem, mode: str, rule: bool, chunk: int, dtype, in_order: bool) -> None:
+    """Both key paths: float32 similarities (bit keys) and other dtypes (dense ranks), ties included;
+    galleries in any id order and in id order (no reordering)."""
     dist, q_pids, q_cams, g_pids, g_cams = problem
     dist = dist.astype(dtype)
+    if in_order:
+        g_pids = np.sort(g_pids)
     rules = [(3, 2)] if rule else []
     cmc, m_ap, m_inp, n_valid = naive(dist, q_pids, q_cams, g_pids, g_cams, mode, rules, 10)
     if n_valid == 0:
@@ -126,6 +129,8 @@ def test_vectorised_equals_the_naive_loop(problem, mode: str, rule: bool, chunk:
 
     chunks = ((s, -dist[s]) for s in metrics._chunks(dist.shape[0], chunk))
     r = metrics.evaluate_similarity(chunks, q_pids, q_cams, g_pids, g_cams, mode, rules, 10)
+    d = metrics.evaluate_distance(dist, q_pids, q_cams, g_pids, g_cams, mode, rules, 10, chunk_elements=chunk)
+    assert d.mAP == pytest.approx(r.mAP) and np.allclose(d.cmc, r.cmc)
     assert r.valid_queries == n_valid and r.queries == len(q_pids)
     np.testing.assert_allclose(r.cmc, cmc)
     assert r.mAP == pytest.approx(m_ap) and r.mINP == pytest.approx(m_inp)

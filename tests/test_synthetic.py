@@ -72,20 +72,21 @@ def test_identities_are_consistent_and_distinct() -> None:
     assert len(people) == 49
 
 
-def test_identity_is_recognisable_across_modalities_by_shape(tmp_path: Path) -> None:
+@pytest.mark.parametrize("modality", ["nir", "thermal"])
+def test_identity_is_recognisable_across_modalities_by_shape(modality: str) -> None:
     """Silhouettes (foreground masks) match across modalities better than across identities."""
     from msareid.data.synth_render import render
 
-    def silhouette(pid: int, cam: int, infrared: bool, i: int) -> np.ndarray:
+    def silhouette(pid: int, cam: int, mod: str, i: int) -> np.ndarray:
         rng = np.random.default_rng([0, pid, cam, i])
-        img = np.asarray(render(make_identity(0, pid), cam, infrared, (128, 64), rng).convert("L"), np.float32)
+        img = np.asarray(render(make_identity(0, pid), cam, mod, (128, 64), rng).convert("L"), np.float32)
         return (img - img.mean()) / (img.std() + 1e-6)
 
     same, other = [], []
     for pid in range(1, 9):
-        rgb = np.mean([silhouette(pid, 1, False, i) for i in range(8)], axis=0)
+        rgb = np.mean([silhouette(pid, 1, "rgb", i) for i in range(8)], axis=0)
         for q in range(1, 9):
-            ir = np.mean([silhouette(q, 3, True, i) for i in range(8)], axis=0)
+            ir = np.mean([silhouette(q, 3, modality, i) for i in range(8)], axis=0)
             (same if q == pid else other).append(np.abs(np.corrcoef(rgb.ravel(), ir.ravel())[0, 1]))
     assert np.mean(same) > np.mean(other)
 
@@ -98,3 +99,34 @@ def test_too_few_ids_and_non_empty_folder_are_refused(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="is not empty"):
         write_regdb(tmp_path / "y", RegdbSpec(ids=4))
     assert (tmp_path / "y" / "keep.txt").read_text() == "mine"
+
+
+def test_near_infrared_brightness_comes_from_material_not_colour() -> None:
+    """SYSU-MM01's IR cameras see reflected NIR light: garment brightness is only loosely tied to
+    visible brightness (unlike the thermal model, where dark garments absorb and look warm), and
+    the pattern stays visible against its garment."""
+    from msareid.data.synth_render import _luma
+
+    people = [make_identity(0, pid) for pid in range(1, 301)]
+    luma = np.array([_luma(p.upper) for p in people])
+    nir = np.array([p.nir_upper for p in people])
+    heat = np.array([p.heat_upper for p in people])
+    assert abs(np.corrcoef(luma, nir)[0, 1]) < 0.4
+    assert np.corrcoef(luma, heat)[0, 1] < -0.5
+    assert min(abs(p.nir_pattern - p.nir_upper) for p in people) >= 0.18 - 1e-9
+    # one visible brightness, many NIR brightnesses: similar colours do not predict the IR look
+    similar = np.abs(luma[:, None] - luma[None, :]) < 0.05
+    np.fill_diagonal(similar, False)
+    assert np.abs(nir[:, None] - nir[None, :])[similar].max() > 0.4
+
+
+def test_sysu_ir_cameras_render_near_infrared_and_regdb_thermal(tmp_path: Path) -> None:
+    """The writers pick each dataset's camera model: the same IR frame differs between them."""
+    from msareid.data.synth_render import render
+
+    ident = make_identity(0, 5)
+    nir = np.asarray(render(ident, 3, "nir", (96, 48), np.random.default_rng(1)))
+    thermal = np.asarray(render(ident, 3, "thermal", (96, 48), np.random.default_rng(1)))
+    assert np.abs(nir.astype(float) - thermal).mean() > 5
+    with pytest.raises(ValueError, match="modality"):
+        render(ident, 3, "x-ray", (96, 48), np.random.default_rng(1))

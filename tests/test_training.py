@@ -126,9 +126,13 @@ def test_non_finite_loss_stops_naming_step_and_term(synth_sysu: Path, tmp_path: 
     before = _digest(run / "last.pt")
     capsys.readouterr()
     code = main(["train", "--resume", str(run), "--set", "train.epochs=2", "--set", "loss.alpha=nan", "--no-progress"])
+    err = capsys.readouterr().err  # a NaN weight is refused by the config itself
+    assert code == 2 and err.count("\n") == 1 and "loss.alpha: expected a finite number" in err
+    # 1e39 is a finite float64 but overflows float32: the loss itself becomes infinite
+    code = main(["train", "--resume", str(run), "--set", "train.epochs=2", "--set", "loss.alpha=1e39", "--no-progress"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1
-    assert "non-finite loss at epoch 2, step 1: img = nan, total = nan" in err
+    assert "non-finite loss at epoch 2, step 1: img = inf, total = inf" in err
     assert _digest(run / "last.pt") == before
 
 

@@ -6,7 +6,8 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from msareid import __version__
+from msareid import __version__, threads
+from msareid.commands import ablate as ablate_cmd
 from msareid.commands import data as data_cmd
 from msareid.commands import deploy as deploy_cmd
 from msareid.commands import evaluate as evaluate_cmd
@@ -62,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     train_cmd.add_arguments(p)
     p.set_defaults(func=train_cmd.cmd_train)
 
+    p = sub.add_parser("ablate", parents=[common],
+                       help="an ablation: rows (Table 4, Table 5, your own) x seeds, with seed statistics")
+    ablate_cmd.add_arguments(p)
+    p.set_defaults(func=ablate_cmd.cmd_ablate)
+
     p = sub.add_parser("evaluate", parents=[common],
                        help="evaluate a trained model or saved features with a standard protocol")
     evaluate_cmd.add_arguments(p)
@@ -107,6 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (2 for bad input)."""
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
+    threads.configure()  # deliberate intra-op threads; train may set its own (train.threads)
     try:
         return func(args)
     except UserError as exc:

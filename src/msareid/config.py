@@ -7,6 +7,7 @@ values of the wrong type are errors that name the key and list the valid choices
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import sys
 import typing
@@ -35,6 +36,7 @@ class DataConfig:
     width: int = 144
     pad: int = 10  # padding before the random crop
     random_erasing: float = 0.5  # probability
+    erasing_stage: str = "before_isa"  # before_isa (in the loader) | after_isa (on all four modalities in F's batch)
     cache_dir: str = ""  # decoded-image cache; "" means $MSAREID_CACHE_DIR or ~/.cache/msareid
     num_workers: int = 2
 
@@ -56,7 +58,8 @@ class ModelConfig:
     last_stride: int = 1
     r2i: bool = True  # the RGB -> R2I style adapter
     i2r: bool = True  # the IR -> I2R style adapter
-    isa_init: str = "dirac"  # dirac (identity) | default
+    isa_init: str = "dirac"  # dirac (identity) | default (PyTorch's random initialisation)
+    isa_space: str = "normalized"  # pixel space of ISA and SSC: normalized (ImageNet) | unit ([0, 1] images)
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,7 @@ class TrainConfig:
     deterministic: bool = False  # deterministic kernels (exact resume on GPU too)
     tensorboard: bool = False
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    threads: int = 0  # torch intra-op threads; 0: the cores this process may use / local processes
 
 
 @dataclass(frozen=True)
@@ -133,6 +137,8 @@ _CHOICES: dict[str, tuple[Any, ...]] = {
     "data.name": DATASETS,
     "model.backbone": ("resnet50", "densenet121", "resnet18", "tiny"),
     "model.isa_init": ("dirac", "default"),
+    "model.isa_space": ("normalized", "unit"),
+    "data.erasing_stage": ("before_isa", "after_isa"),
     "loss.source_loss": ("ssl_plus", "ssl", "none"),
     "loss.target_loss": ("ssl", "ssl_plus", "none"),
     "eval.mode": ("all", "indoor"),
@@ -143,6 +149,8 @@ _CHOICES: dict[str, tuple[Any, ...]] = {
 _POSITIVE = ("data.height", "data.width", "sampler.num_ids", "sampler.num_instances", "model.last_stride",
              "loss.window_size", "loss.sigma", "train.epochs", "train.lr", "train.log_every", "eval.trials",
              "eval.batch_size")
+_NON_NEGATIVE = ("train.threads", "train.max_steps_per_epoch", "train.checkpoint_every", "train.keep_every",
+                 "train.eval_every", "data.num_workers", "data.pad")
 
 
 def _sections() -> dict[str, type]:
@@ -173,8 +181,12 @@ def _coerce(key: str, value: Any, expected: Any) -> Any:
 def _validate(key: str, value: Any) -> None:
     if key in _CHOICES and value not in _CHOICES[key]:
         raise UserError(f"config key {key}: {value!r} is not one of {', '.join(map(str, _CHOICES[key]))}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UserError(f"config key {key}: expected a finite number, got {value!r}")
     if key in _POSITIVE and value <= 0:
         raise UserError(f"config key {key}: expected a positive value, got {value!r}")
+    if key in _NON_NEGATIVE and value < 0:
+        raise UserError(f"config key {key}: expected 0 or more, got {value!r}")
 
 
 def config_from_dict(raw: dict[str, Any], source: str = "config") -> Config:

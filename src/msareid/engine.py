@@ -19,13 +19,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from msareid import threads
 from msareid.config import Config, config_to_dict, write_resolved
 from msareid.data.cache import ImageCache, default_cache_dir
 from msareid.data.dataset import ImageDataset, PairedDataset, train_loader
 from msareid.data.records import Record, label_map, labels_of
 from msareid.data.sampler import CrossModalitySampler
 from msareid.data.sources import train_records
-from msareid.data.transforms import train_transform
+from msareid.data.transforms import IMAGENET_MEAN, IMAGENET_STD, EraseEach, train_transform
 from msareid.errors import UserError
 from msareid.losses.objective import MSAObjective
 from msareid.models import EmbeddingNet, MSANet
@@ -45,7 +46,8 @@ def build_model(config: Config, num_classes: int) -> MSANet:
     """The MSA network (or the baseline, or an ablation) described by ``config.model``."""
     m = config.model
     embed = EmbeddingNet(m.backbone, num_classes, m.pretrained, m.last_stride)
-    return MSANet(embed, r2i=m.r2i, i2r=m.i2r, isa_init=m.isa_init)
+    return MSANet(embed, r2i=m.r2i, i2r=m.i2r, isa_init=m.isa_init, isa_space=m.isa_space,
+                  pixel_mean=IMAGENET_MEAN, pixel_std=IMAGENET_STD)
 
 
 def _cache(records: list[Record], config: Config, env: DistEnv, name: str, progress: bool) -> ImageCache:
@@ -77,7 +79,8 @@ def build_train_data(config: Config, env: DistEnv, progress: bool = True) -> Tra
     d = config.data
     rgb, ir = train_records(d.name, d.root, d.trial)
     mapping = label_map(rgb + ir)
-    tf = train_transform(d.height, d.width, d.pad, d.random_erasing)
+    in_loader = d.random_erasing if d.erasing_stage == "before_isa" else 0.0
+    tf = train_transform(d.height, d.width, d.pad, in_loader)
     dataset = PairedDataset(ImageDataset(_cache(rgb, config, env, "rgb", progress), labels_of(rgb, mapping), tf),
                             ImageDataset(_cache(ir, config, env, "ir", progress), labels_of(ir, mapping), tf))
     num_ids = _identities_per_batch(config.sampler.num_ids, dataset, env)
@@ -145,6 +148,7 @@ def train(config: Config, out_dir: str | os.PathLike[str], resume: bool = False,
 def _train(config: Config, out: Path, resume: bool, progress: bool, env: DistEnv) -> TrainSummary:
     t = config.train
     cuda = env.device.type == "cuda"
+    threads.configure(t.threads)
     _seed_everything(t.seed, t.deterministic)
     if env.is_main:
         out.mkdir(parents=True, exist_ok=True)
@@ -152,7 +156,8 @@ def _train(config: Config, out: Path, resume: bool, progress: bool, env: DistEnv
     data = build_train_data(config, env, progress)
     model = build_model(config, num_classes=len(data.labels))
     model.to(env.device, memory_format=torch.channels_last if (cuda and t.channels_last) else torch.preserve_format)
-    objective: torch.nn.Module = MSAObjective(model, **dataclasses.asdict(config.loss))
+    erase = EraseEach(config.data.random_erasing) if config.data.erasing_stage == "after_isa" else None
+    objective: torch.nn.Module = MSAObjective(model, erase=erase, **dataclasses.asdict(config.loss))
     if env.distributed:
         objective = torch.nn.parallel.DistributedDataParallel(
             objective, device_ids=[env.device.index] if cuda else None)

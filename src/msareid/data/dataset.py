@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from msareid.data.cache import ImageCache
 from msareid.data.sampler import CrossModalitySampler
+from msareid.threads import single_threaded_worker
 
 Transform = Callable[[np.ndarray], torch.Tensor]
 
@@ -56,4 +57,5 @@ def train_loader(
 ) -> DataLoader:
     """A loader yielding (rgb, ir, rgb_labels, ir_labels) batches in the sampler's order."""
     return DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers,
-                      persistent_workers=num_workers > 0)
+                      persistent_workers=num_workers > 0,
+                      worker_init_fn=single_threaded_worker if num_workers > 0 else None)

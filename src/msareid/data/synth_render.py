@@ -1,11 +1,19 @@
-"""Rendering of synthetic people in RGB and in a thermal-like infrared modality.
+"""Rendering of synthetic people in RGB and in two infrared modalities: near-infrared and thermal.
 
 Each identity has a fixed appearance: body shape, skin, hair, clothing colours and patterns,
-accessories, and a thermal signature (how warm each garment looks through a thermal camera).
-Each image varies pose, facing, scale, position, background and camera. The RGB rendering shows
-colours; the IR rendering loses colour: intensity comes from body heat and the garments' materials,
-with a blurrier, noisier sensor. Shape, pattern layout, accessories and the ordering of garment
-brightness are shared by both, so matching across modalities needs modality-invariant cues.
+accessories, a near-infrared signature (how much IR light each garment reflects) and a thermal
+signature (how warm each garment looks). Each image varies pose, facing, scale, position,
+background and camera. The RGB rendering shows colours. Both IR renderings lose colour:
+
+- ``nir`` models SYSU-MM01's (and LLCM's) IR cameras, which see reflected light from an active IR
+  illuminator: brightness is set by material and dye, not by visible colour (two garments of one
+  colour may differ, two colours may look alike), texture and pattern contrast are kept, the light
+  falls off away from the lamp and the background stays darker than the lit person.
+- ``thermal`` models RegDB's thermal camera, which sees emitted heat: skin warm, clothing by
+  insulation, a blurrier, noisier sensor.
+
+Shape, pattern layout and accessories are shared by every modality, so matching across
+modalities needs modality-invariant cues.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+MODALITIES = ("rgb", "nir", "thermal")
 PATTERNS = ("solid", "hstripes", "vstripes", "checks", "logo")
 LOWERS = ("trousers", "shorts", "skirt")
 ACCESSORIES = ("none", "backpack", "bag_left", "bag_right", "hat")
@@ -42,6 +51,13 @@ class Identity:
     heat_lower: float
     heat_skin: float
     heat_accessory: float
+    nir_skin: float = 0.7  # near-infrared reflectances in [0, 1]
+    nir_hair: float = 0.35
+    nir_upper: float = 0.6
+    nir_pattern: float = 0.3
+    nir_lower: float = 0.6
+    nir_shoes: float = 0.3
+    nir_accessory: float = 0.5
 
 
 def _colour(rng: np.random.Generator) -> tuple[int, int, int]:
@@ -62,6 +78,29 @@ def _contrast(base: float, other: float, least: float = 0.25) -> float:
     if abs(other - base) >= least:
         return other
     return float(np.clip(base - least if base > 0.5 else base + least, 0.05, 0.95))
+
+
+def _nir(rng: np.random.Generator, colour: tuple[int, int, int]) -> float:
+    """Near-infrared reflectance of a dyed material: most dyes are transparent to NIR light (the
+    fibre's own reflectance shows), a few (carbon-based blacks, some blues) absorb it."""
+    material = rng.uniform(0.45, 0.9)
+    if rng.random() < 0.3:  # an absorbing dye: darker, and more so the darker the colour
+        material *= 0.25 + 0.6 * _luma(colour)
+    return float(np.clip(material, 0.05, 0.95))
+
+
+def _nir_signature(seed: int, pid: int, ident_colours: dict[str, tuple[int, int, int]]) -> dict[str, float]:
+    rng = np.random.default_rng([seed, pid, 8])  # its own stream: RGB and thermal stay as they were
+    upper = _nir(rng, ident_colours["upper"])
+    return {
+        "nir_skin": float(rng.uniform(0.6, 0.85)),  # skin reflects NIR well, whatever its colour
+        "nir_hair": float(rng.uniform(0.2, 0.5)),
+        "nir_upper": upper,
+        "nir_pattern": _contrast(upper, _nir(rng, ident_colours["pattern"]), least=0.18),
+        "nir_lower": _nir(rng, ident_colours["lower"]),
+        "nir_shoes": float(rng.uniform(0.1, 0.4)),
+        "nir_accessory": _nir(rng, ident_colours["accessory"]),
+    }
 
 
 def make_identity(seed: int, pid: int) -> Identity:
@@ -90,16 +129,25 @@ def make_identity(seed: int, pid: int) -> Identity:
         heat_lower=_heat(rng, lower),
         heat_skin=float(rng.uniform(0.82, 1.0)),
         heat_accessory=float(rng.uniform(0.05, 0.35)),  # bags are cold objects
+        **_nir_signature(seed, pid, {"upper": upper, "pattern": pattern_colour, "lower": lower,
+                                     "accessory": accessory_colour}),
     )
 
 
-def _paints(ident: Identity, infrared: bool) -> dict[str, object]:
-    if not infrared:
+def _paints(ident: Identity, modality: str) -> dict[str, object]:
+    if modality == "rgb":
         return {
             "skin": ident.skin, "hair": ident.hair, "upper": ident.upper,
             "pattern": ident.pattern_colour, "lower": ident.lower, "shoes": ident.shoes,
             "accessory": ident.accessory_colour,
         }
+    if modality == "nir":
+        grey = {
+            "skin": ident.nir_skin, "hair": ident.nir_hair, "upper": ident.nir_upper,
+            "pattern": ident.nir_pattern, "lower": ident.nir_lower, "shoes": ident.nir_shoes,
+            "accessory": ident.nir_accessory,
+        }
+        return {k: int(255 * v) for k, v in grey.items()}
     grey = {
         "skin": ident.heat_skin, "hair": 0.45 * ident.heat_skin, "upper": ident.heat_upper,
         "pattern": ident.heat_pattern, "lower": ident.heat_lower, "shoes": 0.3,
@@ -210,14 +258,33 @@ def _accessory(draw: ImageDraw.ImageDraw, kind: str, facing: int, cx: float, sw:
         draw.rectangle([cx - hr * 1.3, top - hr * 0.2, cx + hr * 1.3, top + hr * 0.5], fill=fill)
 
 
-def render(ident: Identity, camera: int, infrared: bool, size: tuple[int, int],
+def _lamp_falloff(size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """Light of an IR illuminator beside the camera: brightest near the centre, dimmer at the edges."""
+    h, w = size
+    y = np.linspace(-1.0, 1.0, h)[:, None] - rng.uniform(-0.2, 0.2)
+    x = np.linspace(-1.0, 1.0, w)[None, :] - rng.uniform(-0.2, 0.2)
+    return 1.0 - rng.uniform(0.2, 0.45) * np.clip(x * x + 0.6 * y * y, 0.0, 1.5)
+
+
+def render(ident: Identity, camera: int, modality: str, size: tuple[int, int],
            rng: np.random.Generator) -> Image.Image:
-    """One image (RGB mode, H x W = ``size``) of ``ident`` seen by ``camera``."""
+    """One image (RGB mode, H x W = ``size``) of ``ident`` seen by ``camera`` in ``modality``
+    (``rgb``, ``nir`` or ``thermal``; the IR ones are stored as three equal channels)."""
+    if modality not in MODALITIES:
+        raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
+    infrared = modality != "rgb"
     img = _background(rng, size, camera, infrared)
-    _draw_person(ImageDraw.Draw(img), ident, _paints(ident, infrared), size, rng)
+    if modality == "nir":  # the lamp lights the person more than the scene behind
+        img = Image.fromarray((np.asarray(img, dtype=np.float32) * 0.6).astype(np.uint8), "L")
+    _draw_person(ImageDraw.Draw(img), ident, _paints(ident, modality), size, rng)
     cam = np.random.default_rng([camera, 123])  # the camera's own response, fixed per camera
     arr = np.asarray(img, dtype=np.float32)
-    if infrared:
+    if modality == "nir":
+        arr = np.asarray(img.filter(ImageFilter.GaussianBlur(rng.uniform(0.2, 0.6))), dtype=np.float32)
+        arr = arr * _lamp_falloff(size, rng) * cam.uniform(0.85, 1.15) * rng.uniform(0.8, 1.2)
+        arr = arr + cam.uniform(0, 15) + rng.normal(0, 5, arr.shape)
+        arr = np.repeat(arr[..., None], 3, axis=-1)
+    elif infrared:
         arr = np.asarray(img.filter(ImageFilter.GaussianBlur(rng.uniform(0.8, 1.6))), dtype=np.float32)
         arr = arr * cam.uniform(0.8, 1.1) + cam.uniform(0, 25) + rng.normal(0, 7, arr.shape)
         arr = np.repeat(arr[..., None], 3, axis=-1)  # IR frames are stored as 3 equal channels

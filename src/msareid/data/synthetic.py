@@ -57,7 +57,7 @@ def _write_sysu_person(args: tuple[Path, SysuSpec, int]) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         for i in range(1, n + 1):
             rng = np.random.default_rng([spec.seed, pid, cam, i])
-            img = render(ident, cam, infrared, _frame_size(rng, spec.frame_height), rng)
+            img = render(ident, cam, "nir" if infrared else "rgb", _frame_size(rng, spec.frame_height), rng)
             img.save(folder / f"{i:04d}.jpg", quality=spec.jpeg_quality)
 
 
@@ -117,7 +117,7 @@ def _write_regdb_person(args: tuple[Path, RegdbSpec, int]) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         for i in range(1, spec.images + 1):
             rng = np.random.default_rng([spec.seed, pid, cam, i])
-            img = render(ident, cam + 10, infrared, REGDB_SIZE, rng)
+            img = render(ident, cam + 10, "thermal" if infrared else "rgb", REGDB_SIZE, rng)
             img.save(folder / f"{sex}_{view}_{letter}_{i:05d}_{pid}.bmp")
 
 

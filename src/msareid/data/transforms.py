@@ -42,7 +42,8 @@ class _Resize(torch.nn.Module):
 
 
 def train_transform(height: int = 288, width: int = 144, pad: int = 10, erasing: float = 0.5) -> v2.Compose:
-    """The training pipeline: resize, pad + random crop, flip, normalise, random erasing."""
+    """The training pipeline: resize, pad + random crop, flip, normalise, random erasing
+    (``erasing`` = 0 leaves it out, e.g. when it is applied after ISA by :class:`EraseEach`)."""
     return v2.Compose([
         to_uint8_tensor,
         _Resize(height, width),
@@ -53,6 +54,17 @@ def train_transform(height: int = 288, width: int = 144, pad: int = 10, erasing:
         v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),
         v2.RandomErasing(p=erasing, value=0),
     ])
+
+
+class EraseEach:
+    """Random erasing (p = ``p``, the same parameters as the loader's) drawn for each image of a
+    batch separately, from torch's global generator (saved in checkpoints, so resumes are exact)."""
+
+    def __init__(self, p: float = 0.5) -> None:
+        self.eraser = v2.RandomErasing(p=p, value=0)
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        return torch.stack([self.eraser(image) for image in batch])
 
 
 def test_transform(height: int = 288, width: int = 144) -> v2.Compose:

@@ -3,9 +3,15 @@
 ``L_img = alpha * sum target_loss(X_t, X_a) - beta * sum source_loss(X_s, X_a)`` over the present
 adapters (Eq. 9, Algorithm 1 line 10: target = SSL, source = SSL+ in MSA),
 ``L_total = L_img + gamma * L_mmtri + L_id`` (Eq. 11).
+
+The image losses compare images in the model's ISA space (``MSANet.isa_space``); F sees the
+generated images in its own input space, after the optional ``erase`` augmentation that some
+recipes apply to all four modalities after ISA instead of to the inputs.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -28,18 +34,20 @@ def msa_losses(
     target_loss: str = "ssl",
     window_size: int = 11,
     sigma: float = 1.5,
+    erase: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
     """All terms of a step: ``total``, ``id``, ``triplet``, ``img`` and each pair term.
 
     RGB sample k and IR sample k share the identity ``labels[k]``. The pair terms are named
     ``target_r2i`` (X_t = IR), ``source_r2i`` (X_s = RGB), ``target_i2r`` (X_t = RGB) and
     ``source_i2r`` (X_s = IR); absent adapters and ``"none"`` losses leave theirs out. F sees RGB, IR
-    and the generated modalities in one batch.
+    and the generated modalities in one batch; ``erase`` (if given) augments that batch first.
     """
     if rgb.shape != ir.shape or rgb.shape[0] != labels.shape[0]:
         raise ValueError(f"rgb {tuple(rgb.shape)}, ir {tuple(ir.shape)} and {labels.shape[0]} labels do not pair up")
-    generated = model.adapt(rgb, ir)
-    pairs = {"r2i": (rgb, ir), "i2r": (ir, rgb)}  # name -> (source, target)
+    rgb_s, ir_s = model.to_isa_space(rgb), model.to_isa_space(ir)
+    generated = model.adapt(rgb_s, ir_s)
+    pairs = {"r2i": (rgb_s, ir_s), "i2r": (ir_s, rgb_s)}  # name -> (source, target)
     terms: dict[str, torch.Tensor] = {}
     img = rgb.new_zeros(())
     for name, adapted in generated.items():
@@ -52,8 +60,10 @@ def msa_losses(
         if s is not None:
             terms[f"source_{name}"] = s
             img = img - beta * s
-    images = torch.cat([rgb, ir, *generated.values()])
-    all_labels = labels.repeat(2 + len(generated))
+    images = torch.cat([rgb, ir, *(model.from_isa_space(g) for g in generated.values())])
+    if erase is not None:
+        images = erase(images)
+    all_labels = labels.repeat(2 + len(generated))  # blocks: RGB, IR, then each generated one
     out = model.embed(images)
     terms["id"] = id_loss(out.logits, all_labels)
     terms["triplet"] = multi_modality_triplet(out.pooled, all_labels, margin)
@@ -65,10 +75,12 @@ def msa_losses(
 class MSAObjective(nn.Module):
     """``msa_losses`` as a module, so DistributedDataParallel wraps the whole training forward."""
 
-    def __init__(self, net: MSANet, **loss_kwargs: object) -> None:
+    def __init__(self, net: MSANet, erase: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 **loss_kwargs: object) -> None:
         super().__init__()
         self.net = net
+        self.erase = erase
         self.loss_kwargs = loss_kwargs
 
     def forward(self, rgb: torch.Tensor, ir: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
-        return msa_losses(self.net, rgb, ir, labels, **self.loss_kwargs)  # type: ignore[arg-type]
+        return msa_losses(self.net, rgb, ir, labels, erase=self.erase, **self.loss_kwargs)  # type: ignore[arg-type]

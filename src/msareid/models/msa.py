@@ -5,24 +5,60 @@ With neither module it is the baseline of Table 4 (F on the RGB and IR images on
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
 from msareid.models.embedding import EmbeddingNet, Embeddings
 from msareid.models.style import StyleAdapter
 
+ISA_SPACES = ("normalized", "unit")
+
 
 class MSANet(nn.Module):
-    """F plus ``r2i`` (RGB -> R2I) and ``i2r`` (IR -> I2R) style adapters; at test time only F runs."""
+    """F plus ``r2i`` (RGB -> R2I) and ``i2r`` (IR -> I2R) style adapters; at test time only F runs.
 
-    def __init__(self, embed: EmbeddingNet, r2i: bool = True, i2r: bool = True, isa_init: str = "dirac") -> None:
+    ``isa_space`` is the pixel space in which ISA (Eq. 1) and the image losses (Eq. 4-9) work, a
+    choice the paper leaves open: ``"normalized"`` uses F's input tensors as they are;
+    ``"unit"`` maps them back to [0, 1] images with ``pixel_mean`` / ``pixel_std`` (the
+    normalisation the data pipeline applied) and normalises the generated images again before F.
+    """
+
+    def __init__(self, embed: EmbeddingNet, r2i: bool = True, i2r: bool = True, isa_init: str = "dirac",
+                 isa_space: str = "normalized", pixel_mean: Sequence[float] | None = None,
+                 pixel_std: Sequence[float] | None = None) -> None:
         super().__init__()
+        if isa_space not in ISA_SPACES:
+            raise ValueError(f"isa_space must be one of {ISA_SPACES}, got {isa_space!r}")
+        if isa_space == "unit" and (pixel_mean is None or pixel_std is None):
+            raise ValueError("isa_space = 'unit' needs pixel_mean and pixel_std (the input normalisation)")
         self.embed = embed
+        self.isa_space = isa_space
         self.r2i = StyleAdapter(init=isa_init) if r2i else None
         self.i2r = StyleAdapter(init=isa_init) if i2r else None
+        mean = torch.tensor(pixel_mean if pixel_mean is not None else (0.0, 0.0, 0.0)).view(1, -1, 1, 1)
+        std = torch.tensor(pixel_std if pixel_std is not None else (1.0, 1.0, 1.0)).view(1, -1, 1, 1)
+        self.register_buffer("pixel_mean", mean, persistent=False)  # not in state dicts: a setting
+        self.register_buffer("pixel_std", std, persistent=False)
+
+    def to_isa_space(self, images: torch.Tensor) -> torch.Tensor:
+        """F's input tensors in the space where ISA and SSC work."""
+        if self.isa_space == "normalized":
+            return images
+        return images * self.pixel_std.to(images.dtype) + self.pixel_mean.to(images.dtype)
+
+    def from_isa_space(self, images: torch.Tensor) -> torch.Tensor:
+        """Images of the ISA space as F's input tensors."""
+        if self.isa_space == "normalized":
+            return images
+        return (images - self.pixel_mean.to(images.dtype)) / self.pixel_std.to(images.dtype)
 
     def adapt(self, rgb: torch.Tensor, ir: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The generated modalities (Eq. 1) present in this model: ``{"r2i": ..., "i2r": ...}``."""
+        """The generated modalities (Eq. 1) present in this model: ``{"r2i": ..., "i2r": ...}``.
+
+        Inputs and outputs are in the ISA space (see :meth:`to_isa_space`).
+        """
         out = {}
         if self.r2i is not None:
             out["r2i"] = self.r2i(rgb)

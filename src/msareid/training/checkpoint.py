@@ -71,7 +71,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise UserError(f"checkpoint {path} is truncated or not a msareid checkpoint "
-                        f"({exc.__class__.__name__}: {str(exc).splitlines()[0][:120]})") from None
+                        f"({exc.__class__.__name__}: {(str(exc).splitlines() or ['empty file'])[0][:120]})") from None
     if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
         raise UserError(f"checkpoint {path} is not a msareid checkpoint (no model or config inside)")
     return ckpt

@@ -1,0 +1,139 @@
+"""Rows of an ablation: a name and the config keys it changes from the base config.
+
+The rows of the paper's Table 4 (which modalities F sees, with or without the image losses SSC)
+and Table 5 (which of SSL / SSL+ goes on which image pair) carry the paper's names. A row of one's
+own is ``NAME:section.key=value,section.key=value`` or a TOML table ``[NAME]`` of dotted keys.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from msareid.config import parse_override, tomllib
+from msareid.errors import UserError
+
+
+@dataclass(frozen=True)
+class Row:
+    """One variant: ``settings`` maps ``section.key`` to the value that replaces the base config's."""
+
+    name: str
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+def _isa(r2i: bool, i2r: bool, source: str, target: str) -> dict[str, Any]:
+    return {"model.r2i": r2i, "model.i2r": i2r, "loss.source_loss": source, "loss.target_loss": target}
+
+
+# Table 4: B; B + ISA (feature losses only) with R2I, I2R, both; B + ISA + SSC (L_total) with R2I,
+# I2R; MSA (L_total, four modalities).
+TABLE4 = (
+    Row("B", _isa(False, False, "none", "none")),
+    Row("B+ISA(R2I)", _isa(True, False, "none", "none")),
+    Row("B+ISA(I2R)", _isa(False, True, "none", "none")),
+    Row("B+ISA", _isa(True, True, "none", "none")),
+    Row("B+ISA+SSC(R2I)", _isa(True, False, "ssl_plus", "ssl")),
+    Row("B+ISA+SSC(I2R)", _isa(False, True, "ssl_plus", "ssl")),
+    Row("MSA", _isa(True, True, "ssl_plus", "ssl")),
+)
+
+# Table 5: the loss on (X_s, X_a) / the loss on (X_t, X_a), both adapters; index 5 is MSA. The
+# baseline B comes first so that every row has its paired difference to it.
+TABLE5 = (
+    Row("B", _isa(False, False, "none", "none")),
+    Row("SSL/SSL", _isa(True, True, "ssl", "ssl")),
+    Row("SSL+/SSL+", _isa(True, True, "ssl_plus", "ssl_plus")),
+    Row("SSL+/x", _isa(True, True, "ssl_plus", "none")),
+    Row("x/SSL", _isa(True, True, "none", "ssl")),
+    Row("MSA", _isa(True, True, "ssl_plus", "ssl")),
+)
+
+ROW_SETS: dict[str, tuple[Row, ...]] = {"table4": TABLE4, "table5": TABLE5}
+
+_NEXT_KEY = re.compile(r",(?=\s*[A-Za-z_]\w*\.[A-Za-z_]\w*\s*=)")  # commas that start a new key=value
+
+
+def parse_row(text: str) -> Row:
+    """``NAME:section.key=value,section.key=value`` (values as in ``--set``; lists may hold commas).
+
+    ``NAME:`` alone is the base config itself.
+    """
+    name, sep, rest = text.partition(":")
+    name = name.strip()
+    if not sep or not name:
+        raise UserError(f"--row {text!r}: expected NAME:section.key=value,..., e.g. 'noSSC:loss.source_loss=none'")
+    settings: dict[str, Any] = {}
+    for part in (p for p in _NEXT_KEY.split(rest) if p.strip()):
+        section, key, value = parse_override(part.strip())
+        settings[f"{section}.{key}"] = value
+    return Row(name, settings)
+
+
+def _flatten(prefix: str, table: dict[str, Any], out: dict[str, Any]) -> None:
+    for key, value in table.items():
+        dotted = f"{prefix}.{key}" if prefix else key
+        if isinstance(value, dict):
+            _flatten(dotted, value, out)
+        else:
+            out[dotted] = value
+
+
+def rows_from_toml(path: str | os.PathLike[str]) -> list[Row]:
+    """Rows from a TOML file: one table a row, e.g. ``["B+ISA"]`` then ``model.r2i = true``."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"rows file {p} does not exist")
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"rows file {p} is not valid UTF-8 TOML: {exc}") from None
+    rows = []
+    for name, table in raw.items():
+        if not isinstance(table, dict):
+            raise UserError(f"rows file {p}: {name!r} must be a table of section.key = value lines")
+        settings: dict[str, Any] = {}
+        _flatten("", table, settings)
+        bad = [k for k in settings if k.count(".") != 1]
+        if bad:
+            raise UserError(f"rows file {p}: row {name!r} has key(s) {', '.join(bad)}; expected section.key")
+        rows.append(Row(name, settings))
+    if not rows:
+        raise UserError(f"rows file {p} holds no row; write one table a row, e.g. [MSA]")
+    return rows
+
+
+def resolve_rows(sets: list[str], custom: list[str], only: list[str] | None = None) -> list[Row]:
+    """The rows of ``--rows`` (a set name or a TOML file, each) then ``--row``, optionally
+    restricted to the names in ``only`` (in the given order of rows)."""
+    rows: list[Row] = []
+    for s in sets:
+        if s in ROW_SETS:
+            rows.extend(ROW_SETS[s])
+        elif s.endswith(".toml"):
+            rows.extend(rows_from_toml(s))
+        else:
+            raise UserError(f"--rows {s!r}: expected one of {', '.join(ROW_SETS)} or a .toml file of rows")
+    rows.extend(parse_row(t) for t in custom)
+    if only:
+        names = {r.name for r in rows}
+        missing = [n for n in only if n not in names]
+        if missing:
+            raise UserError(f"--only {', '.join(missing)}: no such row; rows: {', '.join(r.name for r in rows)}")
+        rows = [r for r in rows if r.name in only]
+    if not rows:
+        raise UserError("no rows: give --rows table4|table5|FILE.toml and/or --row NAME:key=value,...")
+    seen: set[str] = set()
+    for r in rows:
+        if r.name in seen:
+            raise UserError(f"row {r.name!r} is given twice; row names must be unique")
+        seen.add(r.name)
+    return rows
+
+
+def slug(name: str) -> str:
+    """A folder name for a row: letters, digits, '-', '_' ('+' becomes 'p')."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", name.replace("+", "p")).strip("_") or "row"

@@ -1,0 +1,242 @@
+"""Run an ablation: every (row, seed) an ordinary run folder ``OUT/runs/<row>/seed<S>``, trained
+by ``msareid train`` in a child process and evaluated by ``msareid evaluate --checkpoint`` with
+the run's own protocol, then ``OUT/ablation.json`` and ``OUT/ablation.md``.
+
+Resumable: a run with its ``eval.json`` is skipped, a run with a ``last.pt`` continues with
+``train --resume`` (exactly as an uninterrupted run), a run folder killed before its first
+checkpoint starts again from nothing. Runs go ``jobs`` at a time, each with its share of the cores
+(``$MSAREID_THREADS``), so jobs x threads never exceeds the cores.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from msareid.ablation.rows import Row, slug
+from msareid.ablation.stats import METRICS, markdown, summarise
+from msareid.config import Config, config_from_dict, config_to_dict, dump_toml, load_config
+from msareid.errors import UserError
+from msareid.fileio import write_text
+from msareid.threads import ENV as THREADS_ENV
+from msareid.threads import available_cores
+
+ROW_KEYS = ("model.r2i", "model.i2r", "loss.source_loss", "loss.target_loss")
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One (row, seed) and the whole config it trains."""
+
+    row: Row
+    seed: int
+    config: Config
+    folder: Path
+
+
+def _apply(raw: dict[str, dict[str, Any]], settings: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    out = {section: dict(values) for section, values in raw.items()}
+    for dotted, value in settings.items():
+        section, key = dotted.split(".", 1)
+        out.setdefault(section, {})[key] = value
+    return out
+
+
+def plan(base: Config, rows: list[Row], seeds: list[int], out: Path) -> list[PlannedRun]:
+    """Every (row, seed) with its config (row settings, then ``train.seed``), rows in order."""
+    if not seeds:
+        raise UserError("--seeds needs at least one seed, e.g. --seeds 0,1,2")
+    if len(set(seeds)) != len(seeds):
+        raise UserError(f"--seeds {seeds} repeats a seed")
+    folders = {slug(r.name) for r in rows}
+    if len(folders) != len(rows):
+        raise UserError("two row names map to one folder name; make the row names differ in letters or digits")
+    raw = config_to_dict(base)
+    runs = []
+    for row in rows:
+        for seed in seeds:
+            settings = {**row.settings, "train.seed": seed}
+            config = config_from_dict(_apply(raw, settings), f"row {row.name!r}")
+            runs.append(PlannedRun(row, seed, config, out / "runs" / slug(row.name) / f"seed{seed}"))
+    return runs
+
+
+def _differences(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
+    keys = sorted(set(a) | set(b))
+    out = []
+    for k in keys:
+        if isinstance(a.get(k), dict) and isinstance(b.get(k), dict):
+            out += _differences(a[k], b[k], f"{prefix}{k}.")
+        elif a.get(k) != b.get(k):
+            out.append(f"{prefix}{k}")
+    return out
+
+
+def _check_same_config(run: PlannedRun) -> None:
+    """A run folder from an earlier ablation must have been made from the same config."""
+    existing = run.folder / "config.toml"
+    if not existing.is_file():
+        return
+    old = config_to_dict(load_config(existing))
+    diff = _differences(old, config_to_dict(run.config))
+    if diff:
+        raise UserError(f"{run.folder} was trained with another config (differs in {', '.join(diff[:6])}); "
+                        "use a new --out, or the same --config and --set as before")
+
+
+def _state(run: PlannedRun) -> str:
+    """``done``, ``evaluate`` (trained, not evaluated), ``resume`` (stopped) or ``new``."""
+    if (run.folder / "eval.json").is_file() and _read_eval(run.folder) is not None:
+        return "done"
+    last = run.folder / "last.pt"
+    if last.is_file():
+        from msareid.training.checkpoint import load_checkpoint
+
+        try:
+            epoch = int(load_checkpoint(last)["epoch"])
+        except UserError:
+            return "new"  # unreadable: train again from nothing
+        return "evaluate" if epoch >= run.config.train.epochs else "resume"
+    return "new"
+
+
+def _read_eval(folder: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads((folder / "eval.json").read_text())
+        return data if all(k in data for k in METRICS) else None
+    except (OSError, ValueError):
+        return None
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """Linux: the child gets SIGKILL when the ablation process dies, so no orphan keeps writing."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _child(args: list[str], log: Path, threads: int) -> None:
+    env = {**os.environ, THREADS_ENV: str(threads), "OMP_NUM_THREADS": str(threads)}
+    with open(log, "a") as fh:
+        fh.write(f"$ msareid {' '.join(args)}\n")
+        fh.flush()
+        proc = subprocess.run([sys.executable, "-m", "msareid", *args], stdout=fh, stderr=subprocess.STDOUT,
+                              env=env, preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+    if proc.returncode != 0:
+        tail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
+        raise UserError(f"{' '.join(args[:1])} of {log.parent} failed (exit {proc.returncode}): {tail[0]}; "
+                        f"see {log}")
+
+
+def execute(run: PlannedRun, threads: int) -> dict[str, Any]:
+    """Train (or resume) and evaluate one run in child processes; returns its metrics."""
+    state = _state(run)
+    if state == "new" and run.folder.exists():
+        shutil.rmtree(run.folder)  # killed before its first checkpoint: nothing worth keeping
+    run.folder.mkdir(parents=True, exist_ok=True)
+    log = run.folder / "ablate.log"
+    if state == "new":
+        planned = write_text(run.folder / "planned.toml", dump_toml(run.config))
+        _child(["train", "--config", str(planned), "--out", str(run.folder), "--no-progress"], log, threads)
+    elif state == "resume":
+        _child(["train", "--resume", str(run.folder), "--no-progress"], log, threads)
+    if state != "done":
+        _child(["evaluate", "--checkpoint", str(run.folder / "last.pt"), "--out", str(run.folder / "eval.json"),
+                "--json"], log, threads)
+    result = _read_eval(run.folder)
+    if result is None:
+        raise UserError(f"{run.folder / 'eval.json'} is missing or lacks {', '.join(METRICS)}")
+    return result
+
+
+def _fmt(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def run_ablation(base: Config, rows: list[Row], seeds: list[int], out: str | os.PathLike[str], jobs: int = 1,
+                 baseline: str | None = None, meta: dict[str, Any] | None = None,
+                 echo: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run (or continue) the ablation into ``out``; returns what ``ablation.json`` holds."""
+    out = Path(out)
+    if jobs < 1:
+        raise UserError(f"--jobs must be 1 or more, got {jobs}")
+    runs = plan(base, rows, seeds, out)
+    names = [r.name for r in rows]
+    baseline = baseline or ("B" if "B" in names else names[0])
+    if baseline not in names:
+        raise UserError(f"--baseline {baseline!r} is not a row; rows: {', '.join(names)}")
+    for run in runs:
+        _check_same_config(run)
+    cores = available_cores()
+    jobs = min(jobs, len(runs))
+    threads = max(1, cores // jobs)
+    if jobs > cores:
+        echo(f"warning: --jobs {jobs} on {cores} cores: runs will share cores (1 thread each)")
+    states = {run.folder: _state(run) for run in runs}
+    todo = [run for run in runs if states[run.folder] != "done"]
+    echo(f"ablation: {len(rows)} rows x {len(seeds)} seeds = {len(runs)} runs, {len(runs) - len(todo)} done "
+         f"already; {jobs} at a time, {threads} thread(s) each; into {out}")
+    results: dict[Path, dict[str, Any]] = {run.folder: _read_eval(run.folder) for run in runs
+                                           if states[run.folder] == "done"}
+    start, lock, finished = time.perf_counter(), threading.Lock(), [0]
+
+    def one(run: PlannedRun) -> None:
+        t0 = time.perf_counter()
+        results[run.folder] = execute(run, threads)
+        with lock:
+            finished[0] += 1
+            elapsed = time.perf_counter() - start
+            left = elapsed / finished[0] * (len(todo) - finished[0])
+            r = results[run.folder]
+            echo(f"[{len(runs) - len(todo) + finished[0]}/{len(runs)}] {run.row.name} seed {run.seed} "
+                 f"({states[run.folder]}): Rank-1 {100 * r['rank1']:.2f}, mAP {100 * r['mAP']:.2f} in "
+                 f"{_fmt(time.perf_counter() - t0)}; elapsed {_fmt(elapsed)}, about {_fmt(left)} left")
+
+    with cf.ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(one, run) for run in todo]
+        try:
+            for f in cf.as_completed(futures):
+                f.result()
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
+    result = _collect(runs, rows, results, baseline, meta or {})
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(out / "ablation.json", json.dumps(result, indent=1))
+    write_text(out / "ablation.md", markdown(result))
+    echo(f"wrote {out / 'ablation.json'} and {out / 'ablation.md'} in {_fmt(time.perf_counter() - start)}")
+    return result
+
+
+def _collect(runs: list[PlannedRun], rows: list[Row], results: dict[Path, dict[str, Any]], baseline: str,
+             meta: dict[str, Any]) -> dict[str, Any]:
+    table = []
+    protocol = ""
+    for row in rows:
+        mine = [run for run in runs if run.row.name == row.name]
+        entries = []
+        for run in mine:
+            r = results[run.folder]
+            protocol = protocol or r.get("protocol", "")
+            entries.append({"seed": run.seed, "run_dir": str(run.folder), **{k: float(r[k]) for k in METRICS}})
+        resolved = {k: config_to_dict(mine[0].config)[k.split(".")[0]][k.split(".")[1]] for k in ROW_KEYS}
+        table.append({"name": row.name, "settings": dict(row.settings), "resolved": resolved, "runs": entries})
+    return {"rows": summarise(table, baseline), "baseline": baseline, "protocol": protocol, **meta}

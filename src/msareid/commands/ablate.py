@@ -1,0 +1,44 @@
+"""Handler of ``msareid ablate``: rows x seeds from one base config, with seed statistics."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments of ``msareid ablate``."""
+    p.add_argument("--config", help="base TOML config (e.g. configs/tiny.toml)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override a key of the base config (e.g. train.epochs=20)")
+    p.add_argument("--rows", action="append", default=[], metavar="table4|table5|FILE.toml",
+                   help="a set of rows: the paper's Table 4 or 5, or a TOML file with one table a row")
+    p.add_argument("--row", action="append", default=[], metavar="NAME:KEY=VALUE,...",
+                   help="a row of your own, e.g. 'MSA-unit:model.isa_space=unit' (repeatable)")
+    p.add_argument("--only", help="comma-separated row names to keep, e.g. B,MSA")
+    p.add_argument("--seeds", required=True, help="comma-separated seeds, the same for every row, e.g. 0,1,2")
+    p.add_argument("--jobs", type=int, default=1, help="runs at once; the cores are split among them (default 1)")
+    p.add_argument("--baseline", help="row the paired differences are taken to (default: B if present, else the first)")
+    p.add_argument("--out", required=True, help="folder: runs/<row>/seed<S>/, ablation.json, ablation.md")
+
+
+def _seeds(text: str) -> list[int]:
+    from msareid.errors import UserError
+
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise UserError(f"--seeds {text!r}: expected comma-separated integers, e.g. 0,1,2") from None
+
+
+def cmd_ablate(args: argparse.Namespace) -> int:
+    from msareid.ablation.rows import resolve_rows
+    from msareid.ablation.runner import run_ablation
+    from msareid.config import load_config
+
+    base = load_config(args.config, args.set)
+    only = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else None
+    rows = resolve_rows(args.rows, args.row, only)
+    meta = {"config": args.config or "defaults", "overrides": list(args.set)}
+    run_ablation(base, rows, _seeds(args.seeds), args.out, args.jobs, args.baseline, meta,
+                 echo=lambda line: print(line, flush=True))
+    return 0

@@ -169,12 +169,14 @@ def _train(config: Config, out: Path, resume: bool, progress: bool, env: DistEnv
         state = ckpt_io.load_checkpoint(out / "last.pt")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
+        if state["scaler"] or not scaler.is_enabled():  # a CPU checkpoint holds no scaler state for a GPU
+            scaler.load_state_dict(state["scaler"])
         ckpt_io.set_rng_state(state["rng"])
         epoch, step = int(state["epoch"]), int(state["step"])
     log = MetricsLog(out, enabled=env.is_main, tensorboard=t.tensorboard)
     log.write({"event": "resume" if resume else "start", "epoch": epoch, "step": step, "world_size": env.world_size,
-               "device": str(env.device), "steps_per_epoch": data.steps_per_epoch,
+               "ddp": env.distributed, "device": str(env.device), "threads": torch.get_num_threads(),
+               "steps_per_epoch": data.steps_per_epoch,
                "num_classes": len(data.labels), "config": config_to_dict(config)})
 
     def save(epoch_done: int, next_step: int, epoch_end: bool) -> None:

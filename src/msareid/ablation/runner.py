@@ -54,7 +54,7 @@ def _apply(raw: dict[str, dict[str, Any]], settings: dict[str, Any]) -> dict[str
 
 
 def plan(base: Config, rows: list[Row], seeds: list[int], out: Path) -> list[PlannedRun]:
-    """Every (row, seed) with its config (row settings, then ``train.seed``), rows in order."""
+    """Every (row, seed) with its config (row settings, then ``train.seed``), seed-major."""
     if not seeds:
         raise UserError("--seeds needs at least one seed, e.g. --seeds 0,1,2")
     if len(set(seeds)) != len(seeds):
@@ -64,8 +64,8 @@ def plan(base: Config, rows: list[Row], seeds: list[int], out: Path) -> list[Pla
         raise UserError("two row names map to one folder name; make the row names differ in letters or digits")
     raw = config_to_dict(base)
     runs = []
-    for row in rows:
-        for seed in seeds:
+    for seed in seeds:  # seed by seed: a study cut short still has every row for its first seeds
+        for row in rows:
             settings = {**row.settings, "train.seed": seed}
             config = config_from_dict(_apply(raw, settings), f"row {row.name!r}")
             runs.append(PlannedRun(row, seed, config, out / "runs" / slug(row.name) / f"seed{seed}"))
@@ -129,34 +129,34 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
         pass
 
 
-def _child(args: list[str], log: Path, threads: int) -> None:
+def _child(commands: list[list[str]], log: Path, threads: int) -> None:
+    """Run ``msareid`` command lines in one child process with ``threads`` torch threads."""
     env = {**os.environ, THREADS_ENV: str(threads), "OMP_NUM_THREADS": str(threads)}
     with open(log, "a") as fh:
-        fh.write(f"$ msareid {' '.join(args)}\n")
-        fh.flush()
-        proc = subprocess.run([sys.executable, "-m", "msareid", *args], stdout=fh, stderr=subprocess.STDOUT,
-                              env=env, preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+        proc = subprocess.run([sys.executable, "-m", "msareid.ablation.job", json.dumps(commands)], stdout=fh,
+                              stderr=subprocess.STDOUT, env=env,
+                              preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
     if proc.returncode != 0:
         tail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
-        raise UserError(f"{' '.join(args[:1])} of {log.parent} failed (exit {proc.returncode}): {tail[0]}; "
-                        f"see {log}")
+        raise UserError(f"run {log.parent} failed (exit {proc.returncode}): {tail[0]}; see {log}")
 
 
 def execute(run: PlannedRun, threads: int) -> dict[str, Any]:
-    """Train (or resume) and evaluate one run in child processes; returns its metrics."""
+    """Train (or resume) and evaluate one run in a child process; returns its metrics."""
     state = _state(run)
     if state == "new" and run.folder.exists():
         shutil.rmtree(run.folder)  # killed before its first checkpoint: nothing worth keeping
     run.folder.mkdir(parents=True, exist_ok=True)
-    log = run.folder / "ablate.log"
+    commands: list[list[str]] = []
     if state == "new":
         planned = write_text(run.folder / "planned.toml", dump_toml(run.config))
-        _child(["train", "--config", str(planned), "--out", str(run.folder), "--no-progress"], log, threads)
+        commands.append(["train", "--config", str(planned), "--out", str(run.folder), "--no-progress"])
     elif state == "resume":
-        _child(["train", "--resume", str(run.folder), "--no-progress"], log, threads)
+        commands.append(["train", "--resume", str(run.folder), "--no-progress"])
     if state != "done":
-        _child(["evaluate", "--checkpoint", str(run.folder / "last.pt"), "--out", str(run.folder / "eval.json"),
-                "--json"], log, threads)
+        commands.append(["evaluate", "--checkpoint", str(run.folder / "last.pt"), "--out",
+                         str(run.folder / "eval.json"), "--json"])
+        _child(commands, run.folder / "ablate.log", threads)
     result = _read_eval(run.folder)
     if result is None:
         raise UserError(f"{run.folder / 'eval.json'} is missing or lacks {', '.join(METRICS)}")
@@ -172,8 +172,12 @@ def _fmt(seconds: float) -> str:
 
 def run_ablation(base: Config, rows: list[Row], seeds: list[int], out: str | os.PathLike[str], jobs: int = 1,
                  baseline: str | None = None, meta: dict[str, Any] | None = None,
-                 echo: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run (or continue) the ablation into ``out``; returns what ``ablation.json`` holds."""
+                 echo: Callable[[str], None] = print, collect_only: bool = False) -> dict[str, Any]:
+    """Run (or continue) the ablation into ``out``; returns what ``ablation.json`` holds.
+
+    ``collect_only`` trains nothing: the tables hold the runs finished so far (e.g. of a study cut
+    short), each row with the seeds it has, differences over the seeds both rows have.
+    """
     out = Path(out)
     if jobs < 1:
         raise UserError(f"--jobs must be 1 or more, got {jobs}")
@@ -190,7 +194,11 @@ def run_ablation(base: Config, rows: list[Row], seeds: list[int], out: str | os.
     if jobs > cores:
         echo(f"warning: --jobs {jobs} on {cores} cores: runs will share cores (1 thread each)")
     states = {run.folder: _state(run) for run in runs}
-    todo = [run for run in runs if states[run.folder] != "done"]
+    todo = [] if collect_only else [run for run in runs if states[run.folder] != "done"]
+    if collect_only:
+        runs = [run for run in runs if states[run.folder] == "done"]
+        if not runs:
+            raise UserError(f"--collect: no finished run under {out / 'runs'} for these rows and seeds")
     echo(f"ablation: {len(rows)} rows x {len(seeds)} seeds = {len(runs)} runs, {len(runs) - len(todo)} done "
          f"already; {jobs} at a time, {threads} thread(s) each; into {out}")
     results: dict[Path, dict[str, Any]] = {run.folder: _read_eval(run.folder) for run in runs
@@ -237,6 +245,8 @@ def _collect(runs: list[PlannedRun], rows: list[Row], results: dict[Path, dict[s
             r = results[run.folder]
             protocol = protocol or r.get("protocol", "")
             entries.append({"seed": run.seed, "run_dir": str(run.folder), **{k: float(r[k]) for k in METRICS}})
+        if not mine:
+            continue
         resolved = {k: config_to_dict(mine[0].config)[k.split(".")[0]][k.split(".")[1]] for k in ROW_KEYS}
         table.append({"name": row.name, "settings": dict(row.settings), "resolved": resolved, "runs": entries})
     return {"rows": summarise(table, baseline), "baseline": baseline, "protocol": protocol, **meta}

@@ -19,6 +19,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jobs", type=int, default=1, help="runs at once; the cores are split among them (default 1)")
     p.add_argument("--baseline", help="row the paired differences are taken to (default: B if present, else the first)")
     p.add_argument("--out", required=True, help="folder: runs/<row>/seed<S>/, ablation.json, ablation.md")
+    p.add_argument("--collect", action="store_true",
+                   help="train nothing: write the tables of the runs finished so far")
 
 
 def _seeds(text: str) -> list[int]:
@@ -40,5 +42,5 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     rows = resolve_rows(args.rows, args.row, only)
     meta = {"config": args.config or "defaults", "overrides": list(args.set)}
     run_ablation(base, rows, _seeds(args.seeds), args.out, args.jobs, args.baseline, meta,
-                 echo=lambda line: print(line, flush=True))
+                 echo=lambda line: print(line, flush=True), collect_only=args.collect)
     return 0

@@ -17,6 +17,7 @@ class DistEnv:
     world_size: int = 1
     local_rank: int = 0
     device: torch.device = torch.device("cpu")
+    group: bool = False  # a process group exists (torchrun launched this process, even as one rank)
 
     @property
     def is_main(self) -> bool:
@@ -24,7 +25,8 @@ class DistEnv:
 
     @property
     def distributed(self) -> bool:
-        return self.world_size > 1
+        """Training goes through DistributedDataParallel and collectives (under torchrun)."""
+        return self.group
 
     def barrier(self) -> None:
         if self.distributed:
@@ -46,16 +48,18 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
 def setup(device: str = "auto") -> DistEnv:
     """Join the process group that torchrun describes (RANK, WORLD_SIZE, ...), if any.
 
-    NCCL on GPUs, gloo on CPUs; a single process needs no process group.
+    NCCL on GPUs, gloo on CPUs. A process started without torchrun needs no process group; under
+    torchrun even one rank joins one, so one GPU exercises the same DDP and NCCL code as many.
     """
+    launched = "WORLD_SIZE" in os.environ and "MASTER_ADDR" in os.environ
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
     dev = resolve_device(device, local_rank)
-    if world > 1 and not dist.is_initialized():
+    if launched and not dist.is_initialized():
         if dev.type == "cuda":
             torch.cuda.set_device(dev)
         dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
-    return DistEnv(rank, world, local_rank, dev)
+    return DistEnv(rank, world, local_rank, dev, group=launched or world > 1)
 
 
 def cleanup(env: DistEnv) -> None:

@@ -1,0 +1,172 @@
+"""msareid ablate: rows, seed statistics, the JSON interface, resume after a kill, threads."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from msareid.ablation.rows import ROW_SETS, parse_row, resolve_rows, rows_from_toml
+from msareid.ablation.stats import paired_interval, summarise
+from msareid.cli import main
+from msareid.errors import UserError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_table_rows_carry_the_papers_names_and_settings() -> None:
+    names = [r.name for r in ROW_SETS["table4"]]
+    assert names == ["B", "B+ISA(R2I)", "B+ISA(I2R)", "B+ISA", "B+ISA+SSC(R2I)", "B+ISA+SSC(I2R)", "MSA"]
+    rows = {r.name: r.settings for r in ROW_SETS["table4"]}
+    assert rows["B"]["model.r2i"] is False and rows["B"]["model.i2r"] is False
+    assert rows["B+ISA(I2R)"] == {"model.r2i": False, "model.i2r": True, "loss.source_loss": "none",
+                                  "loss.target_loss": "none"}
+    assert rows["MSA"] == {"model.r2i": True, "model.i2r": True, "loss.source_loss": "ssl_plus",
+                           "loss.target_loss": "ssl"}
+    t5 = {r.name: (r.settings["loss.source_loss"], r.settings["loss.target_loss"]) for r in ROW_SETS["table5"]}
+    assert t5["SSL/SSL"] == ("ssl", "ssl") and t5["SSL+/x"] == ("ssl_plus", "none") and t5["x/SSL"] == ("none", "ssl")
+
+
+def test_custom_rows_from_flags_and_toml(tmp_path: Path) -> None:
+    row = parse_row("late:train.milestones=[20, 30],model.isa_init=\"default\",data.erasing_stage=after_isa")
+    assert row.name == "late" and row.settings == {"train.milestones": [20, 30], "model.isa_init": "default",
+                                                   "data.erasing_stage": "after_isa"}
+    assert parse_row("base:").settings == {}
+    with pytest.raises(UserError, match="NAME:section.key=value"):
+        parse_row("no-colon")
+    f = tmp_path / "rows.toml"
+    f.write_text('["B+ISA"]\nmodel.r2i = true\nloss.source_loss = "none"\n\n[other]\n[other.model]\ni2r = false\n')
+    rows = rows_from_toml(f)
+    assert [(r.name, r.settings) for r in rows] == [("B+ISA", {"model.r2i": True, "loss.source_loss": "none"}),
+                                                   ("other", {"model.i2r": False})]
+    assert [r.name for r in resolve_rows(["table4"], ["x:model.r2i=false"], ["MSA", "x"])] == ["MSA", "x"]
+    with pytest.raises(UserError, match="no such row"):
+        resolve_rows(["table4"], [], ["C"])
+    with pytest.raises(UserError, match="given twice"):
+        resolve_rows(["table4"], ["B:"], None)
+
+
+def test_paired_interval_is_the_student_t_interval() -> None:
+    diffs = [0.02, 0.05, -0.01, 0.03]
+    d = paired_interval(diffs)
+    half = sps.t.ppf(0.975, 3) * np.std(diffs, ddof=1) / 2
+    assert d["mean"] == pytest.approx(np.mean(diffs))
+    assert (d["low"], d["high"]) == pytest.approx((np.mean(diffs) - half, np.mean(diffs) + half))
+    assert paired_interval([0.1])["low"] is None
+
+
+def test_differences_pair_runs_by_seed() -> None:
+    def run(seed: int, m: float) -> dict:
+        return {"seed": seed, "rank1": m, "rank10": m, "mAP": m, "mINP": m}
+
+    rows = summarise([{"name": "B", "runs": [run(0, 0.1), run(1, 0.5), run(2, 0.3)]},
+                      {"name": "X", "runs": [run(2, 0.35), run(0, 0.2)]}], "B")  # seed 1 missing in X
+    x = rows[1]
+    assert x["diff_vs_baseline"]["mAP"]["mean"] == pytest.approx(0.075)  # (0.1 + 0.05) / 2, seed by seed
+    assert x["mean"]["mAP"] == pytest.approx(0.275) and x["std"]["mAP"] == pytest.approx(np.std([0.35, 0.2], ddof=1))
+    assert rows[0]["diff_vs_baseline"]["rank1"]["mean"] == 0
+
+
+def _ablate_cmd(root: Path, cache: Path, out: Path, jobs: int = 2) -> list[str]:
+    sets = [f"data.root={root}", f"data.cache_dir={cache}", "data.height=32", "data.width=16", "data.pad=2",
+            "train.epochs=2", "train.max_steps_per_epoch=2", "train.warmup_epochs=1", "sampler.num_ids=3",
+            "sampler.num_instances=2", "eval.trials=2"]
+    cmd = ["ablate", "--config", str(REPO / "configs" / "tiny.toml"), "--rows", "table4", "--only", "B,MSA,MSA-unit",
+           "--row", "MSA-unit:model.isa_space=unit", "--seeds", "0,1", "--jobs", str(jobs), "--out", str(out)]
+    for s in sets:
+        cmd += ["--set", s]
+    return cmd
+
+
+def test_ablate_writes_the_interface_and_each_run_equals_evaluate(synth_sysu: Path, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "ab"
+    assert main(_ablate_cmd(synth_sysu, tmp_path / "cache", out)) == 0
+    log = capsys.readouterr().out
+    assert "[6/6]" in log and "left" in log
+    result = json.loads((out / "ablation.json").read_text())
+    assert result["baseline"] == "B" and result["protocol"] == "sysu/all/single-shot/agw"
+    assert [r["name"] for r in result["rows"]] == ["B", "MSA", "MSA-unit"]
+    for row in result["rows"]:
+        assert set(row) >= {"name", "settings", "runs", "mean", "std", "diff_vs_baseline"}
+        assert [r["seed"] for r in row["runs"]] == [0, 1]
+        for k in ("rank1", "rank10", "mAP", "mINP"):
+            values = [r[k] for r in row["runs"]]
+            assert row["mean"][k] == pytest.approx(np.mean(values))
+            assert row["std"][k] == pytest.approx(np.std(values, ddof=1))
+            assert all(0.0 <= v <= 1.0 for v in values)
+        for k in ("mAP", "rank1"):
+            assert set(row["diff_vs_baseline"][k]) >= {"mean", "low", "high"}
+    msa = result["rows"][1]
+    run = msa["runs"][1]
+    assert Path(run["run_dir"]) == out / "runs" / "MSA" / "seed1"
+    capsys.readouterr()
+    assert main(["evaluate", "--checkpoint", str(Path(run["run_dir"]) / "last.pt"), "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert {k: again[k] for k in ("rank1", "rank10", "mAP", "mINP")} == {k: run[k] for k in
+                                                                           ("rank1", "rank10", "mAP", "mINP")}
+    diffs = [m["mAP"] - b["mAP"] for m, b in zip(msa["runs"], result["rows"][0]["runs"])]
+    assert msa["diff_vs_baseline"]["mAP"]["mean"] == pytest.approx(np.mean(diffs))
+    md = (out / "ablation.md").read_text()
+    assert "| MSA | ✓ | ✓ | SSL+ | SSL | 2 |" in md and "95%" in md
+    # each run's config is the base config with its row's settings and its seed
+    cfg = (out / "runs" / "MSA-unit" / "seed1" / "config.toml").read_text()
+    assert 'isa_space = "unit"' in cfg and "seed = 1" in cfg
+    # threads: 2 jobs on this machine's cores share them
+    start = json.loads((out / "runs" / "B" / "seed0" / "metrics.jsonl").read_text().splitlines()[0])
+    assert start["threads"] == max(1, len(os.sched_getaffinity(0)) // 2)
+    # a second call finds every run done and trains nothing
+    stamp = (out / "runs" / "B" / "seed0" / "last.pt").stat().st_mtime_ns
+    assert main(_ablate_cmd(synth_sysu, tmp_path / "cache", out)) == 0
+    assert "6 done already" in capsys.readouterr().out
+    assert (out / "runs" / "B" / "seed0" / "last.pt").stat().st_mtime_ns == stamp
+    # the same folder with another config is refused before anything runs
+    other = _ablate_cmd(synth_sysu, tmp_path / "cache", out) + ["--set", "loss.margin=0.3"]
+    assert main(other) == 2
+    assert "trained with another config (differs in loss.margin)" in capsys.readouterr().err
+
+
+def test_a_killed_ablation_continues_where_it_stopped(synth_sysu: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ab"
+    cmd = [sys.executable, "-m", "msareid", *_ablate_cmd(synth_sysu, tmp_path / "cache", out, jobs=1)]
+    cmd[cmd.index("train.epochs=2")] = "train.epochs=3"
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+    first = out / "runs" / "B" / "seed0" / "eval.json"
+    deadline = time.time() + 120
+    while not first.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+    done_before = first.read_text()
+    time.sleep(0.5)  # the child training (killed with its parent) has stopped writing
+    finished = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+    assert finished.returncode == 0, finished.stderr
+    assert "1 done already" in finished.stdout or "2 done already" in finished.stdout
+    assert first.read_text() == done_before  # the finished run was not trained again
+    result = json.loads((out / "ablation.json").read_text())
+    assert all(len(r["runs"]) == 2 for r in result["rows"])
+    for row in result["rows"]:
+        for run in row["runs"]:
+            lines = [json.loads(x) for x in (Path(run["run_dir"]) / "metrics.jsonl").read_text().splitlines()]
+            assert lines[-1]["event"] == "end" and lines[-1]["epoch"] == 3
+
+
+def test_bad_ablation_arguments_exit_2(synth_sysu: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    base = ["ablate", "--config", str(REPO / "configs" / "tiny.toml"), "--out", str(tmp_path / "x")]
+    assert main(base + ["--rows", "table9", "--seeds", "0"]) == 2
+    assert "table4, table5" in capsys.readouterr().err
+    assert main(base + ["--rows", "table4", "--seeds", "0,a"]) == 2
+    assert "comma-separated integers" in capsys.readouterr().err
+    assert main(base + ["--row", "x:model.r2i=maybe", "--seeds", "0"]) == 2
+    assert "model.r2i" in capsys.readouterr().err
+    assert main(base + ["--rows", "table4", "--seeds", "0", "--baseline", "C"]) == 2
+    assert "--baseline 'C' is not a row" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

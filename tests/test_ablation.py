@@ -117,6 +117,11 @@ def test_ablate_writes_the_interface_and_each_run_equals_evaluate(synth_sysu: Pa
     assert msa["diff_vs_baseline"]["mAP"]["mean"] == pytest.approx(np.mean(diffs))
     md = (out / "ablation.md").read_text()
     assert "| MSA | ✓ | ✓ | SSL+ | SSL | 2 |" in md and "95%" in md
+    # the HTML report of the ablation: the table, the per-seed plot, pictures of two runs
+    assert main(["report", str(out)]) == 0
+    page = (out / "report.html").read_text()
+    assert "MSA-unit" in page and "95% Student-t interval" in page and "ablation.png" in page
+    assert "MSA-unit/seed0" in page and (out / "report_files" / "ablation.png").stat().st_size > 0
     # each run's config is the base config with its row's settings and its seed
     cfg = (out / "runs" / "MSA-unit" / "seed1" / "config.toml").read_text()
     assert 'isa_space = "unit"' in cfg and "seed = 1" in cfg

@@ -58,7 +58,7 @@ class ModelConfig:
     last_stride: int = 1
     r2i: bool = True  # the RGB -> R2I style adapter
     i2r: bool = True  # the IR -> I2R style adapter
-    isa_init: str = "dirac"  # dirac (identity) | default (PyTorch's random initialisation)
+    isa_init: str = "default"  # default (PyTorch's random initialisation) | dirac (identity); see README
     isa_space: str = "normalized"  # pixel space of ISA and SSC: normalized (ImageNet) | unit ([0, 1] images)
 
 

@@ -25,7 +25,7 @@ class MSANet(nn.Module):
     normalisation the data pipeline applied) and normalises the generated images again before F.
     """
 
-    def __init__(self, embed: EmbeddingNet, r2i: bool = True, i2r: bool = True, isa_init: str = "dirac",
+    def __init__(self, embed: EmbeddingNet, r2i: bool = True, i2r: bool = True, isa_init: str = "default",
                  isa_space: str = "normalized", pixel_mean: Sequence[float] | None = None,
                  pixel_std: Sequence[float] | None = None) -> None:
         super().__init__()

@@ -123,6 +123,11 @@ def _html(views: list[RunView], cmc: Path, curves: Path, out: Path) -> str:
         rows.append(f"<tr><td>{html.escape(v.name)}</td><td>{html.escape(describe(v.config))}</td>{cells}"
                     f"<td>{pooled_cells}</td><td>{r['epochs']}</td></tr>")
     first = views[0].result
+    sections = _sections(views, out)
+    return _page(rows, head, first, cmc, curves, out, sections)
+
+
+def _sections(views: list[RunView], out: Path) -> str:
     sections = []
     for v in views:
         parts = [f"<h3>{html.escape(v.name)}: {html.escape(describe(v.config))}</h3>"]
@@ -134,6 +139,18 @@ def _html(views: list[RunView], cmc: Path, curves: Path, out: Path) -> str:
         parts.append(f"<p>Ranking lists (green: true match, red: false match):</p>"
                      f"{_img(v.figures['ranking'], out, 'ranking lists')}")
         sections.append("\n".join(parts))
+    return "".join(sections)
+
+
+def run_sections(runs: list[Path], out: Path, root: str | None = None) -> str:
+    """The pictures of ``runs`` (Fig. 5 grid, t-SNE, ranking lists) as HTML sections."""
+    views = [_run(r, out, root, i) for i, r in enumerate(runs)]
+    for v in views:
+        v.name = f"{v.folder.parent.name}/{v.folder.name}"  # e.g. MSA/seed0
+    return "<h2>Runs</h2>" + _sections(views, out)
+
+
+def _page(rows: list[str], head: str, first: dict, cmc: Path, curves: Path, out: Path, sections: str) -> str:
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>msareid report</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}}
@@ -148,6 +165,6 @@ Model selection: the last epoch of each run (never the best epoch on the test se
 <h2>CMC</h2>{_img(out.parent / cmc, out, 'CMC curves')}
 <h2>Training</h2>{_img(out.parent / curves, out, 'training curves')}
 <h2>Runs</h2>
-{''.join(sections)}
+{sections}
 </body></html>
 """

@@ -65,3 +65,40 @@ def tsne_plot(points: Any, ids: Sequence[int], modalities: Sequence[str], path: 
     ax.set(title=title, xticks=[], yticks=[])
     ax.legend(loc="best", fontsize=8)
     return _save(fig, path)
+
+
+def ablation_plot(result: dict[str, Any], path: str | os.PathLike[str]) -> Path:
+    """Per-seed mAP and Rank-1 of each ablation row (one colour a seed, the mean as a bar), and each
+    row's paired difference to the baseline with its 95% interval."""
+    rows = result["rows"]
+    names = [r["name"] for r in rows]
+    seeds = sorted({run["seed"] for r in rows for run in r["runs"]})
+    colours = plt.get_cmap("tab10")
+    fig, axes = plt.subplots(1, 3, figsize=(max(9, 1.3 * len(rows) * 2), 3.8))
+    for ax, key, label in ((axes[0], "mAP", "mAP (%)"), (axes[1], "rank1", "Rank-1 (%)")):
+        for i, r in enumerate(rows):
+            for run in r["runs"]:
+                ax.scatter(i + 0.08 * (seeds.index(run["seed"]) - len(seeds) / 2), 100 * run[key], s=16,
+                           color=colours(seeds.index(run["seed"]) % 10),
+                           label=f"seed {run['seed']}" if i == 0 else None)
+            if r["runs"]:
+                ax.hlines(100 * r["mean"][key], i - 0.3, i + 0.3, color="black")
+        ax.set_xticks(range(len(rows)), names, rotation=40, ha="right", fontsize=8)
+        ax.set(ylabel=label, title=f"{label.split(' ')[0]} per seed (bar: mean)")
+        ax.grid(alpha=0.3, axis="y")
+    axes[0].legend(fontsize=7)
+    ax = axes[2]
+    for i, r in enumerate(rows):
+        d = r.get("diff_vs_baseline", {}).get("mAP")
+        if not d or r["name"] == result["baseline"]:
+            continue
+        lo = d["low"] if d["low"] is not None else d["mean"]
+        hi = d["high"] if d["high"] is not None else d["mean"]
+        ax.errorbar(i, 100 * d["mean"], yerr=[[100 * (d["mean"] - lo)], [100 * (hi - d["mean"])]], fmt="o",
+                    color="tab:green" if lo > 0 else "tab:red" if hi < 0 else "tab:grey", capsize=3)
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_xticks(range(len(rows)), names, rotation=40, ha="right", fontsize=8)
+    ax.set(ylabel="Δ mAP (points)", title=f"paired Δ mAP vs {result['baseline']}, 95% CI")
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    return _save(fig, path)

@@ -34,9 +34,12 @@ class DistEnv:
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """``auto`` is the local GPU when there is one, else the CPU."""
+    """``auto`` is the local GPU when there is one, else the CPU; a bare ``cuda`` is this process's
+    own GPU (``cuda:LOCAL_RANK``), so DDP gets a device index under torchrun."""
     if name == "auto":
         name = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+    elif name == "cuda":
+        name = f"cuda:{local_rank}"
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         from msareid.errors import UserError

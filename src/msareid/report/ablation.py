@@ -1,0 +1,83 @@
+"""The HTML report of an ablation folder (``msareid ablate --out DIR``): the table in the paper's
+layout with seed statistics, a plot of per-seed values and paired differences, then the
+pictures (Fig. 5, Fig. 6, ranking lists) of one run of the baseline and one of the last row."""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from msareid.ablation.stats import DIFF_METRICS, LABELS, METRICS
+from msareid.errors import UserError
+from msareid.fileio import write_text
+from msareid.report.plots import ablation_plot
+
+
+def is_ablation(folder: str | os.PathLike[str]) -> bool:
+    """Whether ``folder`` holds an ablation (its ``ablation.json``)."""
+    return (Path(folder) / "ablation.json").is_file()
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.2f}"
+
+
+def _table(result: dict[str, Any]) -> str:
+    head = "".join(f"<th>{LABELS[k]}</th>" for k in METRICS)
+    head += "".join(f"<th>Δ{LABELS[k]} vs {html.escape(result['baseline'])} [95% CI]</th>" for k in DIFF_METRICS)
+    lines = [f"<table><tr><th>row</th><th>seeds</th>{head}</tr>"]
+    for row in result["rows"]:
+        cells = "".join(f"<td>{_pct(row['mean'][k])} ± {_pct(row['std'][k])}</td>" for k in METRICS)
+        for k in DIFF_METRICS:
+            d = row["diff_vs_baseline"].get(k)
+            if row["name"] == result["baseline"] or not d:
+                cells += "<td>-</td>"
+            elif d["low"] is None:
+                cells += f"<td>{100 * d['mean']:+.2f} (1 seed)</td>"
+            else:
+                colour = "#1a7f37" if d["low"] > 0 else "#b42318" if d["high"] < 0 else "#444"
+                cells += (f"<td style='color:{colour}'>{100 * d['mean']:+.2f} "
+                          f"[{100 * d['low']:+.2f}, {100 * d['high']:+.2f}]</td>")
+        lines.append(f"<tr><td>{html.escape(row['name'])}</td><td>{len(row['runs'])}</td>{cells}</tr>")
+    return "\n".join(lines) + "</table>"
+
+
+def build_ablation_report(folder: str | os.PathLike[str], out: str | os.PathLike[str],
+                          root: str | None = None, pictures: bool = True) -> Path:
+    """Write the HTML report of the ablation in ``folder`` to ``out``."""
+    from msareid.report.build import run_sections
+
+    folder, out = Path(folder), Path(out)
+    try:
+        result = json.loads((folder / "ablation.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{folder / 'ablation.json'} is not readable JSON ({exc})") from None
+    files = out.parent / f"{out.stem}_files"
+    plot = ablation_plot(result, files / "ablation.png")
+    seeds = sorted({run["seed"] for r in result["rows"] for run in r["runs"]})
+    sections = ""
+    if pictures:
+        chosen = [r for r in result["rows"] if r["name"] == result["baseline"]] + result["rows"][-1:]
+        dirs = list(dict.fromkeys(r["runs"][0]["run_dir"] for r in chosen if r["runs"]))
+        sections = run_sections([Path(d) for d in dirs], out, root)
+    page = f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>msareid ablation</title>
+<style>body{{font-family:sans-serif;max-width:1150px;margin:2em auto;color:#222}}
+table{{border-collapse:collapse}}td,th{{border:1px solid #bbb;padding:4px 8px;text-align:right}}
+td:first-child{{text-align:left}}img{{max-width:100%;margin:4px 0}}</style></head>
+<body><h1>msareid ablation</h1>
+<p>Protocol <b>{html.escape(result['protocol'])}</b>, BNNeck feature, the last epoch of every run; seeds
+{seeds}, the same for every row. Cells: mean ± sample standard deviation over seeds (%). Δ: the mean of
+the per-seed differences to <b>{html.escape(result['baseline'])}</b> with a 95% Student-t interval
+(green: above 0, red: below 0, grey: the interval holds 0, so these runs cannot tell the row from the
+baseline). Base config: <code>{html.escape(str(result.get('config', '')))}</code>
+{html.escape(' '.join(result.get('overrides', [])))}.</p>
+{_table(result)}
+<h2>Per seed</h2><img src="{html.escape(os.path.relpath(plot, out.parent))}" alt="per-seed values">
+{sections}
+</body></html>
+"""
+    return write_text(out, page)

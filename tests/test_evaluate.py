@@ -58,7 +58,10 @@ def test_evaluate_npz_json(tmp_path: Path, capsys: pytest.CaptureFixture) -> Non
         ({"gallery_cam": np.ones(5, dtype=int)}, "'gallery_cam' must be 90 integers"),
         ({"query_feat": np.full((60, 16), np.nan)}, "'query_feat' holds NaN"),
         ({"gallery_feat": np.ones((90, 8))}, "query features have 16 dimensions but gallery features 8"),
-        ({"query_feat": np.ones(60)}, "'query_feat' must be a 2-D numeric array"),
+        ({"query_feat": np.ones(60)}, "'query_feat' must be a 2-D array of real numbers"),
+        ({"query_feat": np.ones((60, 16)) * 1j}, "'query_feat' must be a 2-D array of real numbers"),
+        ({"query_feat": np.ones((0, 16)), "query_pid": np.ones(0, dtype=int), "query_cam": np.ones(0, dtype=int)},
+         "'query_feat' is empty"),
     ],
 )
 def test_malformed_npz_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture, override: dict, message: str) -> None:

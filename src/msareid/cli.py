@@ -19,6 +19,7 @@ from msareid.errors import UserError
 DATASET_CHOICES = ("sysu", "regdb", "manifest")
 
 
+
 def _add_dataset_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("dataset", choices=DATASET_CHOICES, help="dataset layout")
     p.add_argument("--root", required=True, help="dataset root folder (the CSV file for manifest)")
@@ -109,18 +110,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _os_error(exc: OSError) -> str:
+    """One line for a file-system error: what failed, on which path, and what to do."""
+    where = f" {exc.filename}" if exc.filename else ""
+    reason = exc.strerror or str(exc) or exc.__class__.__name__
+    hint = {28: "free some space or write elsewhere", 30: "write to a folder you can write to",
+            13: "check the permissions or choose another path", 21: "give a file path, not a folder",
+            20: "a part of the path is a file, not a folder"}.get(exc.errno or 0, "check the path")
+    return f"cannot use{where}: {reason} ({hint})"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code (2 for bad input)."""
+    """Run the command line; returns the exit code (2 for bad input).
+
+    Every error a user can cause (bad input files, keys and values, file-system failures such as a
+    full disk or a read-only folder, files in another text encoding) becomes one line on stderr and
+    exit code 2; ``--debug`` (before or after the subcommand) shows the traceback instead.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    debug = bool(getattr(args, "debug", False)) or "--debug" in argv
     func: Callable[[argparse.Namespace], int] = args.func
     threads.configure()  # deliberate intra-op threads; train may set its own (train.threads)
     try:
         return func(args)
-    except UserError as exc:
-        if args.debug:
-            raise
-        print(f"msareid {args.command}: error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print(f"msareid {args.command}: interrupted", file=sys.stderr)
         return 130
+    except (UserError, OSError, UnicodeDecodeError) as exc:
+        if debug:
+            raise
+        if isinstance(exc, UserError):
+            message = str(exc)
+        elif isinstance(exc, UnicodeDecodeError):
+            message = (f"a text file is not UTF-8 ({exc.reason} at byte {exc.start}); save it as UTF-8 "
+                       "(paths and values in configs, manifests and split files)")
+        else:
+            message = _os_error(exc)
+        print(f"msareid {args.command}: error: {message}", file=sys.stderr)
+        return 2

@@ -238,9 +238,11 @@ def load_config(path: str | os.PathLike[str] | None, overrides: list[str] = ()) 
         if not Path(path).is_file():
             raise UserError(f"config file {path} does not exist (see configs/ for examples)")
         try:
-            raw = tomllib.loads(Path(path).read_text())
+            raw = tomllib.loads(Path(path).read_text(encoding="utf-8-sig"))
         except tomllib.TOMLDecodeError as exc:
             raise UserError(f"{path} is not valid TOML: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise UserError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
     for text in overrides:
         section, key, value = parse_override(text)
         table = raw.setdefault(section, {})

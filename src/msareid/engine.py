@@ -28,6 +28,7 @@ from msareid.data.sampler import CrossModalitySampler
 from msareid.data.sources import train_records
 from msareid.data.transforms import IMAGENET_MEAN, IMAGENET_STD, EraseEach, train_transform
 from msareid.errors import UserError
+from msareid.fileio import remove_stale_temporaries
 from msareid.losses.objective import MSAObjective
 from msareid.models import EmbeddingNet, MSANet
 from msareid.training import checkpoint as ckpt_io
@@ -152,7 +153,7 @@ def _train(config: Config, out: Path, resume: bool, progress: bool, env: DistEnv
     _seed_everything(t.seed, t.deterministic)
     if env.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        write_resolved(config, out)
+        remove_stale_temporaries(out)  # left by a process killed while writing a checkpoint
     data = build_train_data(config, env, progress)
     model = build_model(config, num_classes=len(data.labels))
     model.to(env.device, memory_format=torch.channels_last if (cuda and t.channels_last) else torch.preserve_format)
@@ -166,13 +167,11 @@ def _train(config: Config, out: Path, resume: bool, progress: bool, env: DistEnv
     scaler = torch.amp.GradScaler("cuda", enabled=cuda and t.amp)
     epoch, step = 0, 0
     if resume:
-        state = ckpt_io.load_checkpoint(out / "last.pt")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if state["scaler"] or not scaler.is_enabled():  # a CPU checkpoint holds no scaler state for a GPU
-            scaler.load_state_dict(state["scaler"])
-        ckpt_io.set_rng_state(state["rng"])
-        epoch, step = int(state["epoch"]), int(state["step"])
+        epoch, step = _restore(out / "last.pt", model, optimizer, scaler)
+    elif env.is_main:
+        (out / "metrics.jsonl").unlink(missing_ok=True)  # a run killed before its first checkpoint: start anew
+    if env.is_main:
+        write_resolved(config, out)  # only now: a refused resume leaves the folder describing its last.pt
     log = MetricsLog(out, enabled=env.is_main, tensorboard=t.tensorboard)
     log.write({"event": "resume" if resume else "start", "epoch": epoch, "step": step, "world_size": env.world_size,
                "ddp": env.distributed, "device": str(env.device), "threads": torch.get_num_threads(),
@@ -222,6 +221,27 @@ def _train(config: Config, out: Path, resume: bool, progress: bool, env: DistEnv
     log.write({"event": "end", "epoch": epoch, "seconds": round(summary.seconds, 3)})
     log.close()
     return summary
+
+
+def _restore(path: Path, model: MSANet, optimizer: torch.optim.Optimizer,
+             scaler: torch.amp.GradScaler) -> tuple[int, int]:
+    """Load ``path`` into the model, optimiser, scaler and random generators; returns (epoch, step).
+
+    A checkpoint that does not fit the model of the config (another backbone, dataset or ISA
+    setting given with ``--set``) is refused before anything of the run is changed.
+    """
+    state = ckpt_io.load_checkpoint(path)
+    try:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+    except (RuntimeError, ValueError, KeyError) as exc:
+        first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0][:160]
+        raise UserError(f"{path} does not fit the model of this config ({first}); resume without changing "
+                        "the backbone, dataset or ISA settings, or start a new run with --out") from None
+    if state["scaler"] or not scaler.is_enabled():  # a CPU checkpoint holds no scaler state for a GPU
+        scaler.load_state_dict(state["scaler"])
+    ckpt_io.set_rng_state(state["rng"])
+    return int(state["epoch"]), int(state["step"])
 
 
 def _evaluate_during_training(model: MSANet, config: Config, env: DistEnv) -> dict[str, Any]:

@@ -39,6 +39,18 @@ class FeatureExtractor:
         self.height, self.width = self.config.data.height, self.config.data.width
 
     @property
+    def model_id(self) -> str:
+        """A fingerprint of the weights (SHA-256 of the state dict's tensors, 16 hex digits): feature
+        files carry it, so a gallery searched with another model can be told apart."""
+        import hashlib
+
+        digest = hashlib.sha256()
+        for name, value in sorted(self.model.embed.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+        return digest.hexdigest()[:16]
+
+    @property
     def dim(self) -> int:
         """Feature dimension."""
         return self.model.embed.feature_dim

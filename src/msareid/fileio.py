@@ -28,6 +28,32 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
             tmp.unlink()
 
 
+def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporary files of :func:`atomic_path` in ``folder`` whose writing process is gone
+    (killed mid-write); those of live processes stay. Returns the paths removed."""
+    removed = []
+    for tmp in Path(folder).glob(".*.tmp*"):
+        parts = tmp.name.rsplit(".tmp", 1)[0].rsplit(".", 1)
+        if len(parts) != 2 or not parts[1].isdigit() or _alive(int(parts[1])):
+            continue
+        try:
+            tmp.unlink()
+            removed.append(tmp)
+        except OSError:
+            pass
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def write_text(path: str | os.PathLike[str], text: str) -> Path:
     """Write ``text`` to ``path`` atomically."""
     with atomic_path(path) as tmp:

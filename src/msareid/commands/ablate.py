@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from msareid.argtypes import positive_int
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The arguments of ``msareid ablate``."""
@@ -16,7 +18,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="a row of your own, e.g. 'MSA-unit:model.isa_space=unit' (repeatable)")
     p.add_argument("--only", help="comma-separated row names to keep, e.g. B,MSA")
     p.add_argument("--seeds", required=True, help="comma-separated seeds, the same for every row, e.g. 0,1,2")
-    p.add_argument("--jobs", type=int, default=1, help="runs at once; the cores are split among them (default 1)")
+    p.add_argument("--jobs", type=positive_int, default=1,
+                   help="runs at once; the cores are split among them (default 1)")
     p.add_argument("--baseline", help="row the paired differences are taken to (default: B if present, else the first)")
     p.add_argument("--out", required=True, help="folder: runs/<row>/seed<S>/, ablation.json, ablation.md")
     p.add_argument("--collect", action="store_true",

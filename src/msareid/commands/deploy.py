@@ -8,9 +8,11 @@ import html
 import io
 import json
 import os
+import shutil
 from pathlib import Path
 
-from msareid.errors import UserError
+from msareid.argtypes import positive_int
+from msareid.errors import UserError, warn
 
 
 def add_extract_arguments(p: argparse.ArgumentParser) -> None:
@@ -19,7 +21,7 @@ def add_extract_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, metavar="FEATURES.npz")
     p.add_argument("--modality", choices=("rgb", "ir"), default="rgb", help="modality of a folder's images")
     p.add_argument("--flip", action="store_true", help="average the features of each image and its mirror")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=positive_int, default=64)
     p.add_argument("--device", default="auto")
 
 
@@ -48,11 +50,16 @@ def cmd_extract(args: argparse.Namespace) -> int:
     out_path = Path(args.out)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     scratch = out_path.with_name(f".{out_path.name}.{os.getpid()}.scratch.npy")
+    needed = 2 * len(paths) * fx.dim * 4 + 2**20  # the scratch map and the file written from it
+    free = shutil.disk_usage(out_path.parent).free
+    if free < needed:
+        raise UserError(f"extracting {len(paths)} x {fx.dim} features needs {needed / 2**30:.2f} GiB in "
+                        f"{out_path.parent} but {free / 2**30:.2f} GiB are free; write elsewhere with --out")
     try:
         feats = np.lib.format.open_memmap(scratch, mode="w+", dtype=np.float32, shape=(len(paths), fx.dim))
         for start in tqdm(range(0, len(paths), step), desc="extract", disable=len(paths) <= step):
             feats[start : start + step] = fx(paths[start : start + step])
-        out = save_features(out_path, feats, paths, np.asarray(pid), np.asarray(cam), modality)
+        out = save_features(out_path, feats, paths, np.asarray(pid), np.asarray(cam), modality, fx.model_id)
         del feats
     finally:
         scratch.unlink(missing_ok=True)
@@ -65,7 +72,7 @@ def add_search_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="the model that extracted the gallery")
     p.add_argument("--gallery", required=True, metavar="FEATURES.npz", help="a file of msareid extract")
     p.add_argument("--query", required=True, nargs="+", metavar="IMAGE", help="query image(s)")
-    p.add_argument("--topk", type=int, default=10)
+    p.add_argument("--topk", type=positive_int, default=10)
     p.add_argument("--html", metavar="OUT.html", help="also write a page with the thumbnails")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--flip", action="store_true")
@@ -97,6 +104,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     if fx.dim != gallery.dim:
         raise UserError(f"{args.gallery} holds {gallery.dim}-d features but {args.checkpoint} gives {fx.dim}-d: "
                         "extract the gallery with the same model")
+    if gallery.model_id and gallery.model_id != fx.model_id:
+        warn(f"{args.gallery} was extracted by another model ({gallery.model_id}) than {args.checkpoint} "
+             f"({fx.model_id}): scores compare features of two models")
     for q in args.query:
         if not Path(q).is_file():
             raise UserError(f"query image {q} does not exist")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
+from msareid.argtypes import positive_int
 from msareid.errors import UserError
+from msareid.eval.protocols import EvalResult
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -23,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="RegDB search direction (default visible-to-thermal; the model's own trial is used)")
     p.add_argument("--flip", action="store_true", default=None,
                    help="average the features of each image and its mirror")
-    p.add_argument("--batch-size", type=int, help="images a batch (default 64)")
+    p.add_argument("--batch-size", type=positive_int, help="images a batch (default 64)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--out", metavar="FILE.json", help="also write the JSON result to this file")
     p.add_argument("--protocol", choices=("sysu", "regdb"), help="rules for --features (CMC form, camera rule)")
@@ -32,7 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--test-ids", metavar="test_id.mat", help="--official-sysu: the authors' test ids")
     p.add_argument("--mode", choices=("all", "indoor"), help="SYSU-MM01 search mode (default all)")
     p.add_argument("--shots", type=int, choices=(1, 10), help="SYSU-MM01 gallery: 1 or 10 per camera (default 1)")
-    p.add_argument("--trials", type=int, help="SYSU-MM01 trials / official runs (default 10)")
+    p.add_argument("--trials", type=positive_int, help="SYSU-MM01 trials / official runs (default 10)")
     p.add_argument("--metric", choices=("cosine", "euclidean"),
                    help="cosine L2-normalises features first (default); euclidean uses them as they are")
     p.add_argument("--rerank", action="store_true", default=None, help="k-reciprocal re-ranking (named in the results)")
@@ -82,8 +84,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         result = ff.evaluate_official(ff.OfficialFeatures(args.official_sysu, args.name), RandPerm.load(args.perm),
                                       load_test_ids(args.test_ids), protocol, args.metric)
         per_run = True
+    _require_valid_queries(result)
+    if args.out:
+        from msareid.training.checkpoint import save_json
+
+        save_json(result.as_dict(per_run=per_run), args.out)
     print(json.dumps(result.as_dict(per_run=per_run)) if args.json else result.table())
     return 0
+
+
+def _require_valid_queries(result: EvalResult) -> None:
+    """No query with a true match in its gallery means no figure at all, not zeros."""
+    if all(run.valid_queries == 0 for run in result.runs):
+        raise UserError(f"{result.protocol}: no query has a true match in its gallery (query and gallery "
+                        "share no identity, or the camera rule removes every match); check the ids and cameras")
 
 
 def _evaluate_checkpoint(args: argparse.Namespace) -> int:
@@ -102,6 +116,7 @@ def _evaluate_checkpoint(args: argparse.Namespace) -> int:
         raise UserError(f"{args.checkpoint}: its config has no data.root; pass --root")
     config = dataclasses.replace(config, eval=dataclasses.replace(config.eval, **_protocol_args(args, config.eval)))
     results = evaluate_model(model, config, dataset, root, device, progress=not args.json)
+    _require_valid_queries(results["bnneck"])
     out = {**results["bnneck"].as_dict(per_run=False), "pooled": results["pooled"].as_dict(per_run=False),
            "checkpoint": str(args.checkpoint)}
     if args.out:

@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 
 from msareid.data.records import Modality, Record
-from msareid.errors import UserError
+from msareid.errors import UserError, warn
 from msareid.fileio import atomic_path
 
 COLUMNS = ("path", "pid", "camera", "modality", "split")
@@ -32,18 +32,48 @@ def read_manifest(path: str | os.PathLike[str], check_files: bool = True) -> dic
         raise UserError(f"manifest {path} does not exist: expected a CSV with columns {','.join(COLUMNS)}")
     base = path.parent
     out: dict[str, list[Record]] = {s: [] for s in MANIFEST_SPLITS}
-    with path.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise UserError(
-                f"{path}: header lacks column(s) {', '.join(missing)}; expected {','.join(COLUMNS)}"
-            )
-        for lineno, row in enumerate(reader, start=2):
-            out[_split_of(path, lineno, row)].append(_record_of(path, base, lineno, row, check_files))
+    seen: dict[tuple[str, str], int] = {}
+    duplicates: list[str] = []
+    outside = 0
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:  # a byte-order mark is not a column
+            reader = csv.DictReader(handle)
+            missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+            if missing:
+                raise UserError(
+                    f"{path}: header lacks column(s) {', '.join(missing)}; expected {','.join(COLUMNS)}"
+                )
+            for lineno, row in enumerate(reader, start=2):
+                split = _split_of(path, lineno, row)
+                record = _record_of(path, base, lineno, row, check_files)
+                key = (split, record.path)
+                if key in seen:
+                    duplicates.append(f"{lineno} (= {seen[key]})")
+                    continue
+                seen[key] = lineno
+                outside += not Path(row["path"] or "").is_absolute() and not _inside(record.path, base)
+                out[split].append(record)
+    except UnicodeDecodeError as exc:
+        raise UserError(f"manifest {path} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                        "save it as UTF-8") from None
+    if duplicates:
+        warn(f"{path}: {len(duplicates)} duplicate row(s) left out, line(s) {', '.join(duplicates[:5])}")
+    if outside:
+        warn(f"{path}: {outside} relative image path(s) lead outside the manifest's folder {base}")
     if not any(out.values()):
         raise UserError(f"{path} lists no images")
+    overlap = {r.pid for r in out["train"]} & {r.pid for r in out["query"] + out["gallery"]}
+    if overlap:
+        warn(f"{path}: {len(overlap)} id(s) are in both the train split and the query/gallery splits "
+             f"(e.g. {', '.join(map(str, sorted(overlap)[:5]))}); test figures of such a model are not comparable")
     return out
+
+
+def _inside(image: str, base: Path) -> bool:
+    try:
+        return Path(os.path.realpath(image)).is_relative_to(os.path.realpath(base))
+    except ValueError:
+        return False
 
 
 def _split_of(path: Path, lineno: int, row: dict[str, str]) -> str:

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from msareid.data.records import Modality, Record
-from msareid.errors import UserError
+from msareid.errors import UserError, warn
 
 TRIALS = tuple(range(1, 11))
 DIRECTIONS = ("visible-to-thermal", "thermal-to-visible")
@@ -51,7 +51,12 @@ class RegDB:
             )
         camera, modality = _SIDES[side]
         out = []
-        for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+        outside = 0
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise UserError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        for lineno, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
             parts = line.split()
@@ -62,7 +67,11 @@ class RegDB:
             image = self.root / parts[0]
             if not image.is_file():
                 raise UserError(f"{path}:{lineno}: image {image} does not exist")
+            root = os.path.realpath(self.root)
+            outside += os.path.commonpath([root, os.path.realpath(image)]) != root
             out.append(Record(str(image), int(parts[1]), camera, modality))
+        if outside:
+            warn(f"{path}: {outside} image path(s) lead outside the dataset root {self.root}")
         if not out:
             raise UserError(f"{path} lists no images: expected '<relative path> <label>' lines")
         return out

@@ -35,7 +35,7 @@ def verify_images(records: Iterable[Record]) -> int:
         try:
             with Image.open(r.path) as img:
                 img.load()
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, Image.DecompressionBombError) as exc:
             raise UserError(f"image {r.path} cannot be decoded ({exc.__class__.__name__}: {exc})") from None
         n += 1
     return n

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from msareid.data.records import Modality, Record
 from msareid.data.sysu_official import RandPerm
-from msareid.errors import UserError
+from msareid.errors import UserError, warn
 
 RGB_CAMERAS = (1, 2, 4, 5)
 IR_CAMERAS = (3, 6)
@@ -98,6 +98,10 @@ class SysuMM01:
     def train(self) -> tuple[list[Record], list[Record]]:
         """RGB and IR training records of the train+val ids (395 ids in the real dataset)."""
         pids = sorted(set(self.ids("train")) | set(self.ids("val")))
+        overlap = sorted(set(pids) & set(self.ids("test")))
+        if overlap:
+            warn(f"{self.root / 'exp'}: {len(overlap)} id(s) are in both the training and the test split "
+                 f"(e.g. {', '.join(map(str, overlap[:5]))}); test figures of such a model are not comparable")
         for pid in pids:
             for name, cams in (("RGB", RGB_CAMERAS), ("IR", IR_CAMERAS)):
                 if not any(self.files(c, pid) for c in cams):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -25,15 +26,18 @@ def load_feature_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{path} is not a readable .npz file ({exc})") from None
+    except (OSError, ValueError, EOFError, KeyError, IndexError, zipfile.BadZipFile) as exc:
+        raise UserError(f"{path} is not a readable .npz file ({exc.__class__.__name__}: {exc})") from None
     for key in NPZ_KEYS:
         if key not in arrays:
             raise UserError(f"{path} lacks array '{key}' (expected {', '.join(NPZ_KEYS)})")
     for side in ("query", "gallery"):
         feat = arrays[f"{side}_feat"]
-        if feat.ndim != 2 or not np.issubdtype(feat.dtype, np.number):
-            raise UserError(f"{path}: '{side}_feat' must be a 2-D numeric array (N x D), got shape {feat.shape}")
+        if feat.ndim != 2 or not (np.issubdtype(feat.dtype, np.floating) or np.issubdtype(feat.dtype, np.integer)):
+            raise UserError(f"{path}: '{side}_feat' must be a 2-D array of real numbers (N x D), got shape "
+                            f"{feat.shape} of {feat.dtype}")
+        if feat.shape[0] == 0 or feat.shape[1] == 0:
+            raise UserError(f"{path}: '{side}_feat' is empty (shape {feat.shape}): expected at least one row")
         if not np.isfinite(feat).all():
             raise UserError(f"{path}: '{side}_feat' holds NaN or infinite values")
         for key in (f"{side}_pid", f"{side}_cam"):

@@ -23,12 +23,13 @@ FEATURE_KEYS = ("feat", "paths", "pid", "cam", "modality")
 
 
 def save_features(path: str | os.PathLike, feat: np.ndarray, paths: list[str], pid: np.ndarray, cam: np.ndarray,
-                  modality: list[str]) -> Path:
+                  modality: list[str], model_id: str = "") -> Path:
     """Write a feature file atomically: an ``.npz`` that ``np.load`` reads, whose ``feat`` member is
-    stored first, uncompressed and 64-byte aligned, so it can be memory-mapped and fed to BLAS."""
+    stored first, uncompressed and 64-byte aligned, so it can be memory-mapped and fed to BLAS.
+    ``model_id`` names the model that extracted them (``FeatureExtractor.model_id``)."""
     arrays = {"feat": np.ascontiguousarray(feat, dtype=np.float32), "paths": np.asarray(paths, dtype=str),
               "pid": np.asarray(pid, dtype=np.int64), "cam": np.asarray(cam, dtype=np.int64),
-              "modality": np.asarray(modality, dtype=str)}
+              "modality": np.asarray(modality, dtype=str), "model_id": np.asarray(model_id, dtype=str)}
     with atomic_path(path, suffix=".npz") as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as archive:
         for index, (name, array) in enumerate(arrays.items()):
             header = io.BytesIO()
@@ -78,11 +79,16 @@ class FeatureFile:
                     raise UserError(f"{self.path} lacks {', '.join(missing)}: not a file of msareid extract")
                 self.paths = data["paths"]
                 self.pid, self.cam, self.modality = data["pid"], data["cam"], data["modality"]
+                self.model_id = str(data["model_id"]) if "model_id" in data.files else ""
             self.feat = _mmap_member(self.path, "feat")
-        except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
             raise UserError(f"{self.path} is not a readable feature file ({exc})") from None
         if self.feat.ndim != 2 or self.feat.shape[0] != len(self.paths):
             raise UserError(f"{self.path}: 'feat' should be {len(self.paths)} x D, got {self.feat.shape}")
+        if not np.issubdtype(self.feat.dtype, np.floating):
+            raise UserError(f"{self.path}: 'feat' must hold real floating-point numbers, got {self.feat.dtype}")
+        if self.feat.shape[0] == 0 or self.feat.shape[1] == 0:
+            raise UserError(f"{self.path} holds no features (shape {self.feat.shape}): extract a gallery first")
 
     @property
     def dim(self) -> int:
@@ -104,7 +110,11 @@ def top_k(query: np.ndarray, gallery: np.ndarray, k: int = 10, chunk: int = 6553
         block = np.asarray(gallery[start : start + chunk], dtype=np.float32)
         if not block.flags.aligned:  # BLAS needs aligned rows (a foreign npz); copying is much faster
             block = np.array(block)
-        scores = np.concatenate([best_s, query @ block.T], axis=1)
+        block_scores = query @ block.T
+        if not np.isfinite(block_scores).all():
+            row = start + int(np.flatnonzero(~np.isfinite(block_scores).all(axis=0))[0])
+            raise UserError(f"gallery feature {row} holds NaN or infinite values; extract the gallery again")
+        scores = np.concatenate([best_s, block_scores], axis=1)
         ids = np.broadcast_to(np.arange(start, start + len(block)), (len(query), len(block)))
         index = np.concatenate([best_i, ids], axis=1)
         keep = min(k, scores.shape[1])

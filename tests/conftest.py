@@ -42,6 +42,12 @@ def make_sysu_tree(root: Path, tree: dict = SYSU_TREE, splits: dict = SYSU_SPLIT
 
 
 @pytest.fixture
+def sysu_tree_maker():
+    """``make_sysu_tree`` for tests that build their own hand-made tree (e.g. other splits)."""
+    return make_sysu_tree
+
+
+@pytest.fixture
 def sysu_tree(tmp_path: Path) -> Path:
     return make_sysu_tree(tmp_path / "SYSU-MM01")
 

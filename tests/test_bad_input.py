@@ -71,6 +71,15 @@ def test_a_full_disk_is_a_clear_error_and_leaves_no_temporary(synth_sysu: Path, 
     with pytest.raises(UserError, match="GiB are free; free some space or set data.cache_dir"):
         ImageCache.build(paths, 32, 16, tmp_path / "cache")
     assert not any((tmp_path / "cache").iterdir())
+    monkeypatch.undo()  # the space check passes; the disk fills up when the blocks are reserved
+
+    def no_blocks(fd: int, offset: int, length: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("msareid.fileio.os.posix_fallocate", no_blocks)
+    with pytest.raises(OSError, match="No space left on device .reserving"):
+        ImageCache.build(paths, 32, 16, tmp_path / "cache")
+    assert not any((tmp_path / "cache").iterdir())  # no temporary, no SIGBUS later
 
     def enospc(*args: object, **kwargs: object) -> None:
         raise OSError(28, "No space left on device", str(tmp_path / "r.json"))
@@ -230,10 +239,8 @@ def test_a_new_run_does_not_append_to_a_dead_runs_log(synth_sysu: Path, tmp_path
     assert not (run / ".last.pt.999999.tmp").exists()
 
 
-def test_data_hygiene_warnings(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from conftest import make_sysu_tree  # noqa: I001 - the hand-built tree of the shared fixtures
-
-    root = make_sysu_tree(tmp_path / "sysu", splits={"train": [2, 1], "val": [3], "test": [6, 4, 5, 1]})
+def test_data_hygiene_warnings(tmp_path: Path, capsys: pytest.CaptureFixture, sysu_tree_maker) -> None:
+    root = sysu_tree_maker(tmp_path / "sysu", splits={"train": [2, 1], "val": [3], "test": [6, 4, 5, 1]})
     assert main(["check-data", "sysu", "--root", str(root)]) == 0
     assert "1 id(s) are in both the training and the test split" in capsys.readouterr().err
     (tmp_path / "m").mkdir()

@@ -61,12 +61,14 @@ def test_kill_and_resume_gives_identical_weights(synth_sysu: Path, tmp_path: Pat
         cmd += ["--set", o]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
-    while not (killed / "epoch_001.pt").exists() and proc.poll() is None and time.time() < deadline:
+    log = killed / "metrics.jsonl"
+    mid_epoch = '"event": "checkpoint", "epoch": 1, "step": 3'  # 3 steps into the second epoch
+    while proc.poll() is None and time.time() < deadline and not (log.exists() and mid_epoch in log.read_text()):
         time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL  # it was killed mid-run, not finished
     stopped_at = load_checkpoint(killed / "last.pt")
-    assert (stopped_at["epoch"], stopped_at["step"]) < (3, 0)
+    assert stopped_at["epoch"] == 1 and stopped_at["step"] > 0  # within an epoch
     assert main(["train", "--resume", str(killed), "--no-progress"]) == 0
     resumed = load_checkpoint(killed / "last.pt")
     assert resumed["epoch"] == 3
@@ -74,6 +76,14 @@ def test_kill_and_resume_gives_identical_weights(synth_sysu: Path, tmp_path: Pat
         assert torch.equal(value, resumed["model"][name]), name
     lines = [json.loads(x) for x in (killed / "metrics.jsonl").read_text().splitlines()]
     assert [x["event"] for x in lines if x["event"] in ("start", "resume")] == ["start", "resume"]
+    # each epoch's mean losses cover all its steps, also the epoch that was resumed mid-way
+    whole = [json.loads(x) for x in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()]
+
+    def epoch_means(events: list[dict]) -> dict[int, dict]:
+        return {x["epoch"]: {k: v for k, v in x.items() if k not in ("time", "event")}
+                for x in events if x["event"] == "epoch"}
+
+    assert epoch_means(lines) == epoch_means(whole)
 
 
 def _free_port() -> int:

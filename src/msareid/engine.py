@@ -34,7 +34,7 @@ from msareid.models import EmbeddingNet, MSANet
 from msareid.training import checkpoint as ckpt_io
 from msareid.training import distributed
 from msareid.training.distributed import DistEnv
-from msareid.training.epoch import train_one_epoch
+from msareid.training.epoch import LossSums, train_one_epoch
 from msareid.training.logs import MetricsLog
 from msareid.training.schedule import lr_at
 
@@ -165,9 +165,9 @@ def _train(config: Config, out: Path, resume: bool, progress: bool, env: DistEnv
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=t.lr,
                                  weight_decay=t.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=cuda and t.amp)
-    epoch, step = 0, 0
+    epoch, step, running = 0, 0, LossSums()
     if resume:
-        epoch, step = _restore(out / "last.pt", model, optimizer, scaler)
+        epoch, step, running = _restore(out / "last.pt", model, optimizer, scaler)
     elif env.is_main:
         (out / "metrics.jsonl").unlink(missing_ok=True)  # a run killed before its first checkpoint: start anew
     if env.is_main:
@@ -185,7 +185,7 @@ def _train(config: Config, out: Path, resume: bool, progress: bool, env: DistEnv
                  "epoch": epoch_done, "step": next_step, "rng": ckpt_io.rng_state(),
                  "config": config_to_dict(config), "num_classes": len(data.labels),
                  "label_map": {int(k): int(v) for k, v in data.labels.items()},
-                 "versions": ckpt_io.versions()}
+                 "versions": ckpt_io.versions(), "epoch_losses": None if epoch_end else running.state()}
         ckpt_io.save_atomic(state, out / "last.pt")
         if epoch_end:
             _link_or_copy(out / "last.pt", out / f"epoch_{epoch_done:03d}.pt")
@@ -207,8 +207,8 @@ def _train(config: Config, out: Path, resume: bool, progress: bool, env: DistEnv
 
         losses = train_one_epoch(objective, data.loader, optimizer, scaler, lr, epoch, step, data.steps_per_epoch,
                                  env, log, t.log_every, amp=cuda and t.amp, channels_last=cuda and t.channels_last,
-                                 on_step=on_step, progress=progress)
-        epoch, step = epoch + 1, 0
+                                 on_step=on_step, progress=progress, sums=running)
+        epoch, step, running = epoch + 1, 0, LossSums()
         log.write({"event": "epoch", "epoch": epoch, "lr": lr, **losses})
         save(epoch, 0, epoch_end=True)
         if t.eval_every and epoch % t.eval_every == 0 and env.is_main:
@@ -224,8 +224,9 @@ def _train(config: Config, out: Path, resume: bool, progress: bool, env: DistEnv
 
 
 def _restore(path: Path, model: MSANet, optimizer: torch.optim.Optimizer,
-             scaler: torch.amp.GradScaler) -> tuple[int, int]:
-    """Load ``path`` into the model, optimiser, scaler and random generators; returns (epoch, step).
+             scaler: torch.amp.GradScaler) -> tuple[int, int, LossSums]:
+    """Load ``path`` into the model, optimiser, scaler and random generators; returns the epoch, the
+    step and the loss sums of that epoch's steps before it.
 
     A checkpoint that does not fit the model of the config (another backbone, dataset or ISA
     setting given with ``--set``) is refused before anything of the run is changed.
@@ -241,7 +242,7 @@ def _restore(path: Path, model: MSANet, optimizer: torch.optim.Optimizer,
     if state["scaler"] or not scaler.is_enabled():  # a CPU checkpoint holds no scaler state for a GPU
         scaler.load_state_dict(state["scaler"])
     ckpt_io.set_rng_state(state["rng"])
-    return int(state["epoch"]), int(state["step"])
+    return int(state["epoch"]), int(state["step"]), LossSums.from_state(state.get("epoch_losses"))
 
 
 def _evaluate_during_training(model: MSANet, config: Config, env: DistEnv) -> dict[str, Any]:

@@ -5,6 +5,7 @@ A crash or a full disk leaves either the old file or the new one, never half of 
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -52,6 +53,22 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def reserve(path: str | os.PathLike[str]) -> None:
+    """Allocate every block of the (sparse) file at ``path`` now, so that writing it through a memory
+    map cannot meet a full disk later (which kills the process with SIGBUS): a full disk is an
+    ``OSError`` (ENOSPC) here instead. A no-op where the platform lacks ``posix_fallocate``."""
+    if not hasattr(os, "posix_fallocate"):
+        return
+    with open(path, "r+b") as handle:
+        try:
+            os.posix_fallocate(handle.fileno(), 0, os.fstat(handle.fileno()).st_size)
+        except OSError as exc:
+            if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL):  # file systems without it
+                return
+            raise OSError(exc.errno, f"{exc.strerror} (reserving {os.fstat(handle.fileno()).st_size} bytes)",
+                          str(path)) from None
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> Path:

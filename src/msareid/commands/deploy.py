@@ -13,6 +13,7 @@ from pathlib import Path
 
 from msareid.argtypes import positive_int
 from msareid.errors import UserError, warn
+from msareid.fileio import reserve
 
 
 def add_extract_arguments(p: argparse.ArgumentParser) -> None:
@@ -57,6 +58,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
                         f"{out_path.parent} but {free / 2**30:.2f} GiB are free; write elsewhere with --out")
     try:
         feats = np.lib.format.open_memmap(scratch, mode="w+", dtype=np.float32, shape=(len(paths), fx.dim))
+        reserve(scratch)
         for start in tqdm(range(0, len(paths), step), desc="extract", disable=len(paths) <= step):
             feats[start : start + step] = fx(paths[start : start + step])
         out = save_features(out_path, feats, paths, np.asarray(pid), np.asarray(cam), modality, fx.model_id)

@@ -23,7 +23,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from msareid.errors import UserError
-from msareid.fileio import remove_stale_temporaries, write_text
+from msareid.fileio import remove_stale_temporaries, reserve, write_text
 
 CACHE_VERSION = 1
 
@@ -165,6 +165,7 @@ class ImageCache:
         tmp = folder / f".{target.name}.{os.getpid()}.tmp"
         try:
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+            reserve(tmp)
             with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
                 decoded = pool.map(lambda p: load_image(p, height, width), paths)
                 bar = tqdm(decoded, total=len(paths), desc=desc, disable=not (progress and sys.stderr.isatty()))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 import time
-from collections import defaultdict
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 import torch
 import torch.distributed as dist
@@ -15,6 +15,32 @@ from tqdm import tqdm
 from msareid.errors import UserError
 from msareid.training.distributed import DistEnv
 from msareid.training.logs import MetricsLog
+
+
+@dataclass
+class LossSums:
+    """Running sums of the loss terms over the steps of one epoch so far; checkpoints written within
+    an epoch carry them, so an epoch resumed mid-way reports the mean over all of its steps."""
+
+    totals: dict[str, float] = field(default_factory=dict)
+    count: int = 0
+
+    def add(self, values: dict[str, float]) -> None:
+        for k, v in values.items():
+            self.totals[k] = self.totals.get(k, 0.0) + v
+        self.count += 1
+
+    def means(self) -> dict[str, float]:
+        return {k: v / max(self.count, 1) for k, v in self.totals.items()}
+
+    def state(self) -> dict[str, object]:
+        return {"totals": dict(self.totals), "count": self.count}
+
+    @classmethod
+    def from_state(cls, state: dict | None) -> LossSums:
+        if not state:
+            return cls()
+        return cls({str(k): float(v) for k, v in state["totals"].items()}, int(state["count"]))
 
 
 class NonFiniteLoss(UserError):
@@ -49,16 +75,18 @@ def train_one_epoch(
     channels_last: bool = False,
     on_step: Callable[[int], None] | None = None,
     progress: bool = True,
+    sums: LossSums | None = None,
 ) -> dict[str, float]:
     """Train from batch ``first_step`` to ``steps`` of ``epoch``; returns the mean of each loss term.
 
-    ``on_step(step)`` runs after each update (checkpointing mid-epoch); batches come from
+    ``sums`` holds the terms of the steps before ``first_step`` (a resumed epoch) and is updated in
+    place. ``on_step(step)`` runs after each update (checkpointing mid-epoch); batches come from
     ``loader`` as (rgb, ir, rgb_labels, ir_labels), RGB sample k and IR sample k of one identity.
     """
     for group in optimizer.param_groups:
         group["lr"] = lr
     objective.train()
-    sums: dict[str, float] = defaultdict(float)
+    sums = sums if sums is not None else LossSums()
     count, images, start = 0, 0, time.perf_counter()
     live = progress and env.is_main and sys.stderr.isatty()  # a bar on a terminal, one line a epoch in a log
     bar = tqdm(total=steps, initial=first_step, desc=f"epoch {epoch + 1}", disable=not live, dynamic_ncols=True,
@@ -76,8 +104,7 @@ def train_one_epoch(
         scaler.step(optimizer)
         scaler.update()
         values = {k: float(v.detach()) for k, v in terms.items()}
-        for k, v in values.items():
-            sums[k] += v
+        sums.add(values)
         count += 1
         images += 2 * rgb.shape[0] * env.world_size
         rate = images / max(time.perf_counter() - start, 1e-9)
@@ -90,7 +117,7 @@ def train_one_epoch(
         if on_step is not None:
             on_step(step + 1)
     bar.close()
-    means = {k: v / max(count, 1) for k, v in sums.items()}
+    means = sums.means()
     if progress and env.is_main and not live and count:
         terms = " ".join(f"{k} {means[k]:.3f}" for k in ("total", "id", "triplet", "img"))
         print(f"epoch {epoch + 1}: {terms}, lr {lr:.2e}, {rate:.0f} images/s", flush=True)

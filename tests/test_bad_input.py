@@ -261,3 +261,40 @@ def test_debug_before_or_after_the_subcommand_shows_the_traceback(capsys: pytest
     for argv in (["--debug", "config", "--set", "train.lr=nan"], ["config", "--set", "train.lr=nan", "--debug"]):
         with pytest.raises(UserError, match="finite"):
             main(argv)
+
+
+def test_a_cache_build_killed_midway_leaves_nothing_that_breaks_the_next(synth_sysu: Path, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from msareid.data.sysu import SysuMM01
+
+    paths = [r.path for r in SysuMM01(synth_sysu).train()[0]] * 60  # long enough to be killed mid-build
+    listing = tmp_path / "paths.json"
+    listing.write_text(json.dumps(paths))
+    code = ("import json, sys; from msareid.data.cache import ImageCache; "
+            f"ImageCache.build(json.load(open({str(listing)!r})), 96, 48, {str(tmp_path / 'cache')!r}, threads=1)")
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    deadline = time.time() + 60
+    while not list((tmp_path / "cache").glob(".*.tmp")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+    assert list((tmp_path / "cache").glob(".*.tmp"))  # the killed build left its temporary file
+    cache = ImageCache.build(paths[:5], 96, 48, tmp_path / "cache")  # the next build of any list cleans up
+    assert len(cache) == 5 and not list((tmp_path / "cache").glob(".*.tmp"))
+
+
+def test_a_folder_that_cannot_be_written_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied", str(tmp_path / "ro"))
+
+    monkeypatch.setattr("msareid.fileio.Path.mkdir", refuse)
+    feats = _npz(tmp_path / "f.npz")
+    out = tmp_path / "ro" / "r.json"
+    assert main(["evaluate", "--features", str(feats), "--protocol", "sysu", "--out", str(out)]) == 2
+    _one_line_error(capsys, "Permission denied", "check the permissions")

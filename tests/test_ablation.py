@@ -133,8 +133,21 @@ def test_ablate_writes_the_interface_and_each_run_equals_evaluate(synth_sysu: Pa
     assert main(_ablate_cmd(synth_sysu, tmp_path / "cache", out)) == 0
     assert "6 done already" in capsys.readouterr().out
     assert (out / "runs" / "B" / "seed0" / "last.pt").stat().st_mtime_ns == stamp
+    # a larger train.epochs trains the same runs further (resumed, not restarted) and evaluates again
+    longer = _ablate_cmd(synth_sysu, tmp_path / "cache", out)
+    longer[longer.index("train.epochs=2")] = "train.epochs=3"
+    longer[longer.index("--only") + 1] = "B"
+    first_lines = len((out / "runs" / "B" / "seed0" / "metrics.jsonl").read_text().splitlines())
+    assert main(longer) == 0
+    grown = json.loads((out / "ablation.json").read_text())["rows"][0]["runs"][0]
+    lines = [json.loads(x) for x in (out / "runs" / "B" / "seed0" / "metrics.jsonl").read_text().splitlines()]
+    assert len(lines) > first_lines and [x["event"] for x in lines].count("resume") == 1
+    assert lines[-1]["epoch"] == 3 and 'epochs = 3' in (out / "runs" / "B" / "seed0" / "config.toml").read_text()
+    capsys.readouterr()
+    assert main(["evaluate", "--checkpoint", str(Path(grown["run_dir"]) / "last.pt"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["mAP"] == grown["mAP"]
     # the same folder with another config is refused before anything runs
-    other = _ablate_cmd(synth_sysu, tmp_path / "cache", out) + ["--set", "loss.margin=0.3"]
+    other = longer + ["--set", "loss.margin=0.3"]
     assert main(other) == 2
     assert "trained with another config (differs in loss.margin)" in capsys.readouterr().err
 

@@ -83,21 +83,31 @@ def _differences(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list
     return out
 
 
+def _trained_epochs(run: PlannedRun) -> int | None:
+    """``train.epochs`` of the run folder's config, None for a folder without one."""
+    existing = run.folder / "config.toml"
+    return load_config(existing).train.epochs if existing.is_file() else None
+
+
 def _check_same_config(run: PlannedRun) -> None:
-    """A run folder from an earlier ablation must have been made from the same config."""
+    """A run folder from an earlier ablation must have been made from the same config, except for a
+    larger ``train.epochs`` (the runs are then trained further, as ``train --resume --set``)."""
     existing = run.folder / "config.toml"
     if not existing.is_file():
         return
     old = config_to_dict(load_config(existing))
     diff = _differences(old, config_to_dict(run.config))
+    if diff == ["train.epochs"] and run.config.train.epochs > old["train"]["epochs"]:
+        return
     if diff:
         raise UserError(f"{run.folder} was trained with another config (differs in {', '.join(diff[:6])}); "
-                        "use a new --out, or the same --config and --set as before")
+                        "use a new --out, or the same --config and --set as before (train.epochs may grow)")
 
 
 def _state(run: PlannedRun) -> str:
-    """``done``, ``evaluate`` (trained, not evaluated), ``resume`` (stopped) or ``new``."""
-    if (run.folder / "eval.json").is_file() and _read_eval(run.folder) is not None:
+    """``done``, ``evaluate`` (trained, not evaluated), ``resume`` (stopped, or to train longer) or ``new``."""
+    longer = (_trained_epochs(run) or run.config.train.epochs) < run.config.train.epochs
+    if not longer and (run.folder / "eval.json").is_file() and _read_eval(run.folder) is not None:
         return "done"
     last = run.folder / "last.pt"
     if last.is_file():
@@ -152,7 +162,9 @@ def execute(run: PlannedRun, threads: int) -> dict[str, Any]:
         planned = write_text(run.folder / "planned.toml", dump_toml(run.config))
         commands.append(["train", "--config", str(planned), "--out", str(run.folder), "--no-progress"])
     elif state == "resume":
-        commands.append(["train", "--resume", str(run.folder), "--no-progress"])
+        (run.folder / "eval.json").unlink(missing_ok=True)  # it describes fewer epochs, if any
+        commands.append(["train", "--resume", str(run.folder), "--set", f"train.epochs={run.config.train.epochs}",
+                         "--no-progress"])
     if state != "done":
         commands.append(["evaluate", "--checkpoint", str(run.folder / "last.pt"), "--out",
                          str(run.folder / "eval.json"), "--json"])

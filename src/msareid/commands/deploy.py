@@ -13,7 +13,7 @@ from pathlib import Path
 
 from msareid.argtypes import positive_int
 from msareid.errors import UserError, warn
-from msareid.fileio import reserve
+from msareid.fileio import remove_stale_temporaries, reserve
 
 
 def add_extract_arguments(p: argparse.ArgumentParser) -> None:
@@ -50,7 +50,8 @@ def cmd_extract(args: argparse.Namespace) -> int:
     step = 4096  # images decoded at a time; the features go to a memory map on disk, not to RAM
     out_path = Path(args.out)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    scratch = out_path.with_name(f".{out_path.name}.{os.getpid()}.scratch.npy")
+    remove_stale_temporaries(out_path.parent)  # scratch files of extractions killed earlier
+    scratch = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp.npy")
     needed = 2 * len(paths) * fx.dim * 4 + 2**20  # the scratch map and the file written from it
     free = shutil.disk_usage(out_path.parent).free
     if free < needed:

@@ -131,3 +131,13 @@ def test_profile_matches_the_paper(capsys: pytest.CaptureFixture) -> None:
     # one ISA module: 3x3 conv + 3x3 transposed conv on 3 channels, with biases
     assert p["isa_params"] == 2 * (3 * 3 * 9 + 3)
     assert p["isa_macs_per_image"] == 2 * 286 * 142 * 3 * 3 * 9
+
+
+def test_the_command_line_starts_without_torch() -> None:
+    """Commands that need no network (evaluate --features, check-data) start in a fraction of a
+    second: importing the CLI must not import torch (about 1.5 s)."""
+    import subprocess
+    import sys
+
+    code = "import sys, msareid.cli; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from msareid import __version__, threads
+from msareid import __version__
 from msareid.commands import ablate as ablate_cmd
 from msareid.commands import data as data_cmd
 from msareid.commands import deploy as deploy_cmd
@@ -131,7 +131,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     debug = bool(getattr(args, "debug", False)) or "--debug" in argv
     func: Callable[[argparse.Namespace], int] = args.func
-    threads.configure()  # deliberate intra-op threads; train may set its own (train.threads)
     try:
         return func(args)
     except KeyboardInterrupt:

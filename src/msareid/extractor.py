@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from msareid import threads
 from msareid.data.cache import fit_image, load_image
 from msareid.engine import load_trained
 from msareid.errors import UserError
@@ -33,6 +34,7 @@ class FeatureExtractor:
                  flip: bool = False, feature: str = "bnneck", normalize: bool = True) -> None:
         if feature not in ("bnneck", "pooled"):
             raise ValueError(f"feature must be bnneck or pooled, got {feature!r}")
+        threads.configure()
         self.device = resolve_device(device)
         self.model, self.config, _ = load_trained(checkpoint, self.device)
         self.batch_size, self.flip, self.feature, self.normalize = batch_size, flip, feature, normalize

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 
-import torch
-
 
 def available_cores() -> int:
     """Cores this process may run on (its CPU affinity where the platform tells it)."""
@@ -42,6 +40,8 @@ def local_processes() -> int:
 
 def configure(requested: int = 0, processes: int | None = None) -> int:
     """Set torch's intra-op threads for this process; returns the number set."""
+    import torch  # here, not at import time: commands that never use torch stay fast to start
+
     n = threads_for(requested, local_processes() if processes is None else processes)
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
@@ -50,4 +50,6 @@ def configure(requested: int = 0, processes: int | None = None) -> int:
 
 def single_threaded_worker(_worker_id: int) -> None:
     """``worker_init_fn`` of data loaders: one torch thread a worker."""
+    import torch
+
     torch.set_num_threads(1)

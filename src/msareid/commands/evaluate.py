@@ -103,11 +103,13 @@ def _require_valid_queries(result: EvalResult) -> None:
 def _evaluate_checkpoint(args: argparse.Namespace) -> int:
     import dataclasses
 
+    from msareid import threads
     from msareid.engine import load_trained
     from msareid.inference import evaluate_model
     from msareid.training.checkpoint import save_json
     from msareid.training.distributed import resolve_device
 
+    threads.configure()
     device = resolve_device(args.device)
     model, config, _ = load_trained(args.checkpoint, device)
     dataset = args.dataset or config.data.name

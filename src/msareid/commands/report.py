@@ -15,6 +15,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from msareid import threads
     from msareid.errors import UserError
     from msareid.report.ablation import build_ablation_report, is_ablation
     from msareid.report.build import build_report
@@ -22,6 +23,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not args.out and len(args.runs) > 1:
         raise UserError("several runs need --out REPORT.html")
     out = Path(args.out) if args.out else Path(args.runs[0]) / "report.html"
+    threads.configure()
     if len(args.runs) == 1 and is_ablation(args.runs[0]):
         path = build_ablation_report(args.runs[0], out, args.root)
     elif any(is_ablation(r) for r in args.runs):

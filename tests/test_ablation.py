@@ -86,6 +86,7 @@ def _ablate_cmd(root: Path, cache: Path, out: Path, jobs: int = 2) -> list[str]:
     return cmd
 
 
+@pytest.mark.slow
 def test_ablate_writes_the_interface_and_each_run_equals_evaluate(synth_sysu: Path, tmp_path: Path,
                                                                   capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "ab"
@@ -152,6 +153,7 @@ def test_ablate_writes_the_interface_and_each_run_equals_evaluate(synth_sysu: Pa
     assert "trained with another config (differs in loss.margin)" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_killed_ablation_continues_where_it_stopped(synth_sysu: Path, tmp_path: Path) -> None:
     out = tmp_path / "ab"
     cmd = [sys.executable, "-m", "msareid", *_ablate_cmd(synth_sysu, tmp_path / "cache", out, jobs=1)]

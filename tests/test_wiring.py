@@ -149,6 +149,7 @@ def test_flip_averages_both_views_in_eval_mode() -> None:
     assert not np.allclose(one.bnneck.numpy(), train_mode.bnneck.numpy(), atol=1e-4)  # train mode differs
 
 
+@pytest.mark.slow
 def test_the_tiny_config_learns_cross_modality_matching(tmp_path: Path) -> None:
     """A learning test: 30 short epochs of configs/tiny.toml on a small synthetic set make IR -> RGB
     retrieval of the training identities far better than raw pixels. (Generalisation to unseen

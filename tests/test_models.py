@@ -153,3 +153,23 @@ def test_build_model_from_config() -> None:
     cfg = load_config("configs/tiny.toml", ["model.r2i=false"])
     model = build_model(cfg, 9)
     assert model.r2i is None and model.i2r is not None and model.embed.num_classes == 9
+
+
+@pytest.mark.parametrize("segments", [2, 4, 5])
+def test_activation_checkpointing_trains_exactly_as_a_plain_step(segments: int) -> None:
+    """Same losses, gradients and BatchNorm running statistics with and without checkpointing."""
+    results = []
+    for seg in (0, segments):
+        torch.manual_seed(0)
+        model = MSANet(EmbeddingNet("tiny", 5, checkpoint_segments=seg), isa_init="default")
+        rgb, ir, labels = _batch()
+        terms = msa_losses(model, rgb, ir, labels)
+        terms["total"].backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        results.append((terms["total"].detach(), grads, {k: v.clone() for k, v in model.state_dict().items()}))
+    (t0, g0, s0), (t1, g1, s1) = results
+    assert torch.allclose(t0, t1, atol=1e-6) and g0.keys() == g1.keys()
+    for name in g0:
+        assert torch.allclose(g0[name], g1[name], atol=1e-5, rtol=1e-4), name
+    for name in s0:  # running means, variances and batch counters as without checkpointing
+        assert torch.allclose(s0[name].float(), s1[name].float(), atol=1e-6), name

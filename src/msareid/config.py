@@ -59,6 +59,7 @@ class ModelConfig:
     r2i: bool = True  # the RGB -> R2I style adapter
     i2r: bool = True  # the IR -> I2R style adapter
     isa_init: str = "default"  # default (PyTorch's random initialisation) | dirac (identity); see README
+    checkpoint_segments: int = 0  # activation checkpointing of F's backbone in this many segments (0: off)
     isa_space: str = "normalized"  # pixel space of ISA and SSC: normalized (ImageNet) | unit ([0, 1] images)
 
 
@@ -149,7 +150,8 @@ _CHOICES: dict[str, tuple[Any, ...]] = {
 _POSITIVE = ("data.height", "data.width", "sampler.num_ids", "sampler.num_instances", "model.last_stride",
              "loss.window_size", "loss.sigma", "train.epochs", "train.lr", "train.log_every", "eval.trials",
              "eval.batch_size")
-_NON_NEGATIVE = ("train.threads", "train.max_steps_per_epoch", "train.checkpoint_every", "train.keep_every",
+_NON_NEGATIVE = ("model.checkpoint_segments", "train.threads", "train.max_steps_per_epoch", "train.checkpoint_every",
+                 "train.keep_every",
                  "train.eval_every", "data.num_workers", "data.pad")
 
 

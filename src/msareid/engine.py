@@ -46,7 +46,7 @@ KNOWN_CLASSES = {"sysu": 395, "regdb": 206}
 def build_model(config: Config, num_classes: int) -> MSANet:
     """The MSA network (or the baseline, or an ablation) described by ``config.model``."""
     m = config.model
-    embed = EmbeddingNet(m.backbone, num_classes, m.pretrained, m.last_stride)
+    embed = EmbeddingNet(m.backbone, num_classes, m.pretrained, m.last_stride, m.checkpoint_segments)
     return MSANet(embed, r2i=m.r2i, i2r=m.i2r, isa_init=m.isa_init, isa_space=m.isa_space,
                   pixel_mean=IMAGENET_MEAN, pixel_std=IMAGENET_STD)
 

@@ -16,6 +16,8 @@ import tracemalloc
 
 import numpy as np
 
+from msareid.data.regdb import RegDB
+from msareid.data.sysu import SysuMM01
 from msareid.eval.metrics import evaluate_distance, evaluate_features, l2_normalize
 
 
@@ -71,15 +73,14 @@ def compare(name: str, n_q: int, n_g: int, ids: int, trials: int, sysu: bool) ->
     """Metrics from a float32 distance matrix (the part the two differ in), and end to end from features."""
     t_vec = t_loop = t_feat = 0.0
     peak_vec = peak_loop = 0.0
-    rules = [(3, 2)] if sysu else []
-    mode = "sysu" if sysu else "regdb"
+    rules = SysuMM01.rules if sysu else RegDB.rules
     for trial in range(trials):
         q, g, q_pids, q_cams, g_pids, g_cams = problem(n_q, n_g, ids, trial)
         dist = -(l2_normalize(q) @ l2_normalize(g).T)
         ids_cams = (q_pids, q_cams, g_pids, g_cams)
-        vec, s1, m1 = timed(evaluate_distance, dist, *ids_cams, cmc_mode=mode, camera_rules=rules)
+        vec, s1, m1 = timed(evaluate_distance, dist, *ids_cams, rules=rules)
         ref, s2, m2 = timed(per_query_loop, dist, *ids_cams, sysu=sysu)
-        _, s3, _ = timed(evaluate_features, q, g, *ids_cams, cmc_mode=mode, camera_rules=rules)
+        _, s3, _ = timed(evaluate_features, q, g, *ids_cams, rules=rules)
         np.testing.assert_allclose(vec.cmc, ref[0], rtol=0, atol=1e-12)
         assert abs(vec.mAP - ref[1]) < 1e-9 and abs(vec.mINP - ref[2]) < 1e-9
         t_vec, t_loop, t_feat = t_vec + s1, t_loop + s2, t_feat + s3
@@ -99,8 +100,8 @@ def main() -> None:
     compare("RegDB 2060x2060", 2060, 2060, 206, 1, sysu=False)
     if not args.skip_large:
         n = args.large
-        result, seconds, peak = timed(evaluate_features, *problem(n, n, n // 10, 0, dims=256), cmc_mode="sysu",
-                                      camera_rules=[(3, 2)])
+        result, seconds, peak = timed(evaluate_features, *problem(n, n, n // 10, 0, dims=256),
+                                      rules=SysuMM01.rules)
         print(f"large {n}x{n} (256-d)       vectorised {seconds:5.2f}s | peak memory {peak:3.0f} MiB "
               f"(the full distance matrix alone would be {n * n * 4 / 2**20:.0f} MiB); mAP {result.mAP:.4f}")
 

@@ -73,8 +73,9 @@ def _config(root: Path, out: Path, args: argparse.Namespace, msa: bool, amp: boo
 
 def _train_rate(root: Path, out: Path, args: argparse.Namespace, msa: bool, amp: bool, device: str) -> dict:
     """Images/s and peak memory of ``args.steps`` timed steps of the training loop of ``msareid train``."""
-    from msareid.engine import build_model, build_train_data
+    from msareid.engine import build_train_data
     from msareid.losses.objective import MSAObjective
+    from msareid.models.trained import build_model
     from msareid.training.distributed import DistEnv
     from msareid.training.epoch import train_one_epoch
     from msareid.training.logs import MetricsLog
@@ -113,8 +114,8 @@ def _train_rate(root: Path, out: Path, args: argparse.Namespace, msa: bool, amp:
 def _extraction(root: Path, out: Path, args: argparse.Namespace, device: str) -> dict:
     from msareid.data.cache import ImageCache
     from msareid.data.sysu import SysuMM01
-    from msareid.engine import build_model
     from msareid.inference import extract
+    from msareid.models.trained import build_model
 
     config = _config(root, out, args, True, False, device)
     paths = [r.path for r in SysuMM01(root).query()][: args.extract_images]

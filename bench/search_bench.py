@@ -64,8 +64,8 @@ def extraction(out: Path) -> None:
     import torch
 
     from msareid.config import config_to_dict, load_config
-    from msareid.engine import build_model
     from msareid.export import export_onnx
+    from msareid.models.trained import build_model
     from msareid.training.checkpoint import save_atomic
 
     cfg = load_config("configs/sysu.toml", ["model.pretrained=none"])

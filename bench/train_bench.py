@@ -53,8 +53,8 @@ sys.exit(code)
 
 def _extract(run: Path, images: int) -> float:
     from msareid.data.cache import ImageCache
-    from msareid.engine import load_trained
     from msareid.inference import extract
+    from msareid.models.trained import load_trained
 
     model, config, _ = load_trained(run / "last.pt")
     caches = sorted((run.parents[1] / "cache").glob(f"*x{config.data.height}x{config.data.width}.npy"))

@@ -42,7 +42,7 @@ def test_resolved_config_round_trips(tmp_path: Path) -> None:
         ("data.height=tall", r"config key data\.height: expected an integer, got 'tall'"),
         ("data.height=2.5", r"data\.height: expected an integer"),
         ("data.height=0", r"data\.height: expected a positive value"),
-        ("data.name=market", r"data\.name: 'market' is not one of sysu, regdb, manifest"),
+        ("data.name=market", r"data\.name: 'market' is not one of sysu, regdb, llcm, manifest"),
         ("data.root=3", r"data\.root: expected str, got 3"),
         ("seed=3", r"expected section\.key=value"),
     ],

@@ -9,13 +9,13 @@ import scipy.io
 
 from conftest import SYSU_TREE
 from msareid.cli import main
+from msareid.data.base import TestSettings
 from msareid.data.records import arrays_of
 from msareid.data.regdb import RegDB
 from msareid.data.sysu import SysuMM01
 from msareid.data.sysu_official import RandPerm
-from msareid.eval.driver import FeatureTable, evaluate_regdb, evaluate_sysu, sysu_test_records
+from msareid.eval.driver import FeatureTable, evaluate_runs
 from msareid.eval.metrics import evaluate_features
-from msareid.eval.protocols import RegdbProtocol, SysuProtocol
 
 KEYS = {"protocol", "queries", "valid_queries", "cmc", "rank1", "rank5", "rank10", "rank20", "mAP", "mINP"}
 
@@ -44,7 +44,7 @@ def test_evaluate_npz_json(tmp_path: Path, capsys: pytest.CaptureFixture) -> Non
     assert all(0 <= out[k] <= 1 for k in ("rank1", "mAP", "mINP")) and out["rank1"] > 0.3
     d = np.load(path)
     direct = evaluate_features(d["query_feat"], d["gallery_feat"], d["query_pid"], d["query_cam"],
-                               d["gallery_pid"], d["gallery_cam"], camera_rules=[(3, 2)])
+                               d["gallery_pid"], d["gallery_cam"], SysuMM01.rules)
     assert out["mAP"] == pytest.approx(direct.mAP) and out["valid_queries"] == direct.valid_queries
     assert main(["evaluate", "--features", str(path), "--protocol", "regdb", "--metric", "euclidean"]) == 0
     table = capsys.readouterr().out
@@ -73,20 +73,22 @@ def test_malformed_npz_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture, ov
 
 def test_sysu_driver_runs_every_trial_with_its_own_gallery(sysu_tree: Path) -> None:
     ds = SysuMM01(sysu_tree)
-    records = sysu_test_records(ds, "all")
+    records = ds.query() + ds.records(ds.test_ids(), (1, 2, 4, 5))
     pids, _ = arrays_of(records)
     table = FeatureTable([r.path for r in records], _identity_features(pids, np.random.default_rng(0), 2.0))
-    result = evaluate_sysu(table, ds, SysuProtocol("all", 1, trials=10))
+    settings = TestSettings("all", 1, trials=10)
+    result = evaluate_runs(table, ds.test_runs(settings), ds.rules, ds.protocol_name(settings))
     assert len(result.runs) == 10 and result.protocol == "sysu/all/single-shot/agw"
+    assert result.details["sampler"] == "agw" and result.details["rules"] == "sysu"
     for trial, run in enumerate(result.runs):  # each trial equals a direct evaluation of its gallery
         query, gallery = ds.query(), ds.gallery("all", 1, trial)
         direct = evaluate_features(table.rows(query), table.rows(gallery), *arrays_of(query), *arrays_of(gallery),
-                                   camera_rules=[(3, 2)])
+                                   SysuMM01.rules)
         assert run.mAP == pytest.approx(direct.mAP)
     mean = result.as_dict()
     assert mean["mAP"] == pytest.approx(np.mean([r.mAP for r in result.runs]))
     assert mean["std"]["mAP"] == pytest.approx(np.std([r.mAP for r in result.runs]))
-    indoor = evaluate_sysu(table, ds, SysuProtocol("indoor", 10, trials=2))
+    indoor = evaluate_runs(table, ds.test_runs(TestSettings("indoor", 10, trials=2)), ds.rules, "indoor")
     # id 4: 3 queries; id 6: its cam3 query only has cam2 images indoors, removed by the rule -> 2
     assert indoor.runs[0].valid_queries == 3 + 2 and indoor.runs[0].queries == 8
 
@@ -98,7 +100,8 @@ def test_regdb_driver_directions(synth_regdb: Path) -> None:
     pids, _ = arrays_of(recs)
     table = FeatureTable([r.path for r in recs], _identity_features(pids, np.random.default_rng(0), 0.1))
     for direction in ("visible-to-thermal", "thermal-to-visible"):
-        r = evaluate_regdb(table, ds, RegdbProtocol(3, direction))
+        settings = TestSettings(direction=direction)
+        r = evaluate_runs(table, ds.test_runs(settings), ds.rules, ds.protocol_name(settings))
         assert r.runs[0].queries == 12 and r.runs[0].cmc[0] == 1.0 and direction in r.protocol
 
 
@@ -138,8 +141,8 @@ def test_official_mode_equals_our_driver_on_the_same_images(
     for (cam, pid), feat in files["feats"].items():
         paths += list(ds.files(cam, pid))
         rows += list(feat)
-    ours = evaluate_sysu(FeatureTable(paths, np.array(rows)), ds, SysuProtocol("all", 1, 10, "official"),
-                         perm=RandPerm.load(tmp_path / "rand_perm_cam.mat"))
+    runs = ds.test_runs(TestSettings("all", 1, 10, "official"), perm=RandPerm.load(tmp_path / "rand_perm_cam.mat"))
+    ours = evaluate_runs(FeatureTable(paths, np.array(rows)), runs, ds.rules, "official")
     for theirs, mine in zip(out["per_run"], ours.runs, strict=True):
         assert theirs["mAP"] == pytest.approx(mine.mAP) and theirs["cmc"] == pytest.approx(mine.cmc.tolist())
 

@@ -3,9 +3,8 @@ from pathlib import Path
 import pytest
 
 from conftest import write_image
-from msareid.data.manifest import read_manifest, write_manifest
+from msareid.data.manifest import Manifest, read_manifest, write_manifest
 from msareid.data.records import Modality, Record
-from msareid.data.sources import manifest_summary, train_records
 from msareid.errors import UserError
 
 
@@ -30,12 +29,12 @@ def test_reads_splits_with_paths_relative_to_the_manifest(manifest: Path) -> Non
     assert [len(splits[s]) for s in ("train", "query", "gallery")] == [8, 1, 1]
     first = splits["train"][0]
     assert first == Record(str(manifest.parent / "rgb" / "7_0.png"), 7, 1, Modality.RGB)
-    rgb, ir = train_records("manifest", str(manifest))
+    rgb, ir = Manifest(manifest).train()
     assert len(rgb) == len(ir) == 4 and {r.modality for r in ir} == {Modality.IR}
 
 
 def test_summary(manifest: Path) -> None:
-    assert manifest_summary(str(manifest)) == {
+    assert Manifest(manifest).summary() == {
         "dataset": "manifest",
         "train": {"ids": 2, "rgb": 4, "ir": 4},
         "query": {"ids": 1, "rgb": 0, "ir": 1},

@@ -7,11 +7,11 @@ import torch
 import torchvision
 
 from msareid.config import load_config
-from msareid.engine import build_model
 from msareid.errors import UserError
 from msareid.losses.objective import msa_losses
 from msareid.models import EmbeddingNet, MSANet, StyleAdapter
 from msareid.models.backbones import build_backbone
+from msareid.models.trained import build_model
 
 
 def _tiny_msa(r2i: bool = True, i2r: bool = True, classes: int = 5) -> MSANet:

@@ -7,7 +7,6 @@ import pytest
 from PIL import Image
 
 from msareid.data.regdb import RegDB
-from msareid.data.sources import sysu_summary
 from msareid.data.synth_render import make_identity
 from msareid.data.synthetic import RegdbSpec, SysuSpec, write_regdb, write_sysu
 from msareid.data.sysu import SysuMM01
@@ -40,7 +39,7 @@ def test_sysu_layout_is_the_real_one(synth_sysu: Path) -> None:
     ds = SysuMM01(synth_sysu)
     ids = [ds.ids(s) for s in ("train", "val", "test")]
     assert sorted(sum(ids, [])) == list(range(1, 17))  # a partition of the ids
-    summary = sysu_summary(ds, verify=True)
+    summary = ds.summary(verify=True)
     assert summary["train"]["ids"] == len(ids[0]) + len(ids[1])
     assert summary["test"]["query"] > 0 and summary["valid_query"]["all"] == summary["test"]["query"]
 

@@ -156,8 +156,8 @@ def test_the_tiny_config_learns_cross_modality_matching(tmp_path: Path) -> None:
     identities takes longer training: the README's study measures it.)"""
     from msareid.data.cache import ImageCache
     from msareid.data.records import arrays_of
-    from msareid.data.sources import train_records
     from msareid.data.synthetic import SysuSpec, write_sysu
+    from msareid.data.sysu import SysuMM01
     from msareid.data.transforms import test_transform
     from msareid.eval.driver import rank_and_score
 
@@ -167,7 +167,7 @@ def test_the_tiny_config_learns_cross_modality_matching(tmp_path: Path) -> None:
         "data.pad=2", "train.epochs=30", "train.warmup_epochs=1", "train.milestones=[100]", "sampler.num_ids=6",
         "sampler.num_instances=3", "train.lr=0.003", "model.r2i=false", "model.i2r=false"])
     model = train(cfg, tmp_path / "run", progress=False).model
-    rgb, ir = train_records("sysu", str(root))
+    rgb, ir = SysuMM01(root).train()
     caches = [ImageCache.build([r.path for r in recs], 32, 16, tmp_path / "cache") for recs in (rgb, ir)]
     learned = [extract(model, c, 32, 16).bnneck for c in caches]
     tf = test_transform(32, 16)

@@ -14,14 +14,12 @@ from msareid.commands import evaluate as evaluate_cmd
 from msareid.commands import profile as profile_cmd
 from msareid.commands import report as report_cmd
 from msareid.commands import train as train_cmd
+from msareid.data.datasets import DATASETS, dataset_names, synthetic_names
 from msareid.errors import UserError
-
-DATASET_CHOICES = ("sysu", "regdb", "manifest")
-
 
 
 def _add_dataset_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("dataset", choices=DATASET_CHOICES, help="dataset layout")
+    p.add_argument("dataset", choices=dataset_names(), help="dataset layout")
     p.add_argument("--root", required=True, help="dataset root folder (the CSV file for manifest)")
     p.add_argument("--trial", type=int, default=1, help="RegDB trial 1..10 (default 1)")
 
@@ -36,15 +34,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("synth", parents=[common], help="write a synthetic dataset in the real layout")
-    p.add_argument("dataset", choices=("sysu", "regdb"))
+    p.add_argument("dataset", choices=synthetic_names())
     p.add_argument("--out", required=True, help="new folder to write")
     p.add_argument("--ids", type=int, default=40, help="number of identities (default 40)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--rgb-images", type=int, default=8, help="SYSU: images per (id, RGB camera), +-2")
-    p.add_argument("--ir-images", type=int, default=8, help="SYSU: images per (id, IR camera), +-2")
-    p.add_argument("--images", type=int, default=10, help="RegDB: images per id and modality")
-    p.add_argument("--frame-height", type=int, default=128, help="SYSU: typical frame height in pixels")
     p.add_argument("--workers", type=int, default=1, help="processes that render (default 1)")
+    for name in synthetic_names():
+        DATASETS[name].add_synth_arguments(p)
     p.set_defaults(func=data_cmd.cmd_synth)
 
     p = sub.add_parser("check-data", parents=[common], help="validate a dataset root and summarise it")

@@ -22,14 +22,11 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-DATASETS = ("sysu", "regdb", "manifest")
-
-
 @dataclass(frozen=True)
 class DataConfig:
     """Where the images are and how they are decoded and augmented."""
 
-    name: str = "sysu"  # sysu | regdb | manifest (the synthetic set is in the SYSU layout)
+    name: str = "sysu"  # a name of msareid.data.datasets.DATASETS: sysu | regdb | llcm | manifest
     root: str = ""  # dataset root folder, or the manifest CSV for name = "manifest"
     trial: int = 1  # RegDB trial 1..10
     height: int = 288
@@ -102,23 +99,29 @@ class TrainConfig:
     threads: int = 0  # torch intra-op threads; 0: the cores this process may use / local processes
 
 
+def _opt(default: Any, help: str) -> Any:
+    """A field with its command-line help (``msareid evaluate`` builds its options from these)."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass(frozen=True)
 class EvalConfig:
-    """The test protocol used after (and optionally during) training."""
+    """The test protocol used after (and optionally during) training, and by ``msareid evaluate``."""
 
-    mode: str = "all"  # SYSU-MM01: all | indoor
-    shots: int = 1  # SYSU-MM01: 1 | 10
-    trials: int = 10
-    sampler: str = "agw"  # SYSU-MM01 gallery sampler: agw | official (needs perm)
-    perm: str = ""  # rand_perm_cam.mat for the official sampler
-    direction: str = "visible-to-thermal"  # RegDB
-    flip: bool = False  # average the features of the image and its mirror
-    metric: str = "cosine"
-    rerank: bool = False  # k-reciprocal re-ranking (Zhong et al. 2017) with k1, k2, lambda_value
-    k1: int = 20
-    k2: int = 6
-    lambda_value: float = 0.3
-    batch_size: int = 64
+    mode: str = _opt("all", "SYSU-MM01 search mode: all | indoor")
+    shots: int = _opt(1, "SYSU-MM01 gallery images per (id, camera): 1 | 10")
+    trials: int = _opt(10, "trials (SYSU-MM01, LLCM: 1..10)")
+    sampler: str = _opt("agw", "SYSU-MM01 gallery sampler: agw | official (needs perm)")
+    perm: str = _opt("", "rand_perm_cam.mat of the official sampler")
+    direction: str = _opt("", "search direction; empty: the dataset's default (RegDB visible-to-thermal | "
+                              "thermal-to-visible; LLCM ir-to-visible | visible-to-ir)")
+    flip: bool = _opt(False, "average the features of each image and its mirror")
+    metric: str = _opt("cosine", "cosine (L2-normalised features) | euclidean (features as they are)")
+    rerank: bool = _opt(False, "k-reciprocal re-ranking (Zhong et al. 2017) with k1, k2, lambda_value")
+    k1: int = _opt(20, "re-ranking k1")
+    k2: int = _opt(6, "re-ranking k2")
+    lambda_value: float = _opt(0.3, "re-ranking lambda")
+    batch_size: int = _opt(64, "images a batch when extracting")
 
 
 @dataclass(frozen=True)
@@ -135,7 +138,6 @@ class Config:
 
 _CHOICES: dict[str, tuple[Any, ...]] = {
     "eval.shots": (1, 10),
-    "data.name": DATASETS,
     "model.backbone": ("resnet50", "densenet121", "resnet18", "tiny"),
     "model.isa_init": ("dirac", "default"),
     "model.isa_space": ("normalized", "unit"),
@@ -144,7 +146,6 @@ _CHOICES: dict[str, tuple[Any, ...]] = {
     "loss.target_loss": ("ssl", "ssl_plus", "none"),
     "eval.mode": ("all", "indoor"),
     "eval.sampler": ("agw", "official"),
-    "eval.direction": ("visible-to-thermal", "thermal-to-visible"),
     "eval.metric": ("cosine", "euclidean"),
 }
 _POSITIVE = ("data.height", "data.width", "sampler.num_ids", "sampler.num_instances", "model.last_stride",
@@ -180,9 +181,20 @@ def _coerce(key: str, value: Any, expected: Any) -> Any:
     return value
 
 
+def choices_of(key: str) -> tuple[Any, ...] | None:
+    """The valid values of ``key``; dataset names and directions come from the dataset mapping."""
+    if key in ("data.name", "eval.direction"):
+        from msareid.data import datasets
+
+        return datasets.dataset_names(aliases=True) if key == "data.name" else ("",) + datasets.directions()
+    return _CHOICES.get(key)
+
+
 def _validate(key: str, value: Any) -> None:
-    if key in _CHOICES and value not in _CHOICES[key]:
-        raise UserError(f"config key {key}: {value!r} is not one of {', '.join(map(str, _CHOICES[key]))}")
+    choices = choices_of(key)
+    if choices is not None and value not in choices:
+        shown = ", ".join(str(c) if c != "" else '""' for c in choices)
+        raise UserError(f"config key {key}: {value!r} is not one of {shown}")
     if isinstance(value, float) and not math.isfinite(value):
         raise UserError(f"config key {key}: expected a finite number, got {value!r}")
     if key in _POSITIVE and value <= 0:
@@ -229,6 +241,19 @@ def parse_override(text: str) -> tuple[str, str, Any]:
     except tomllib.TOMLDecodeError:
         value = raw
     return section, key, value
+
+
+def with_overrides(config: Config, overrides: list[str] = (), values: dict[str, dict[str, Any]] | None = None,
+                   source: str = "overrides") -> Config:
+    """``config`` with ``--set section.key=value`` texts and ``{section: {key: value}}`` applied,
+    every value checked as in a config file."""
+    raw = config_to_dict(config)
+    for section, table in (values or {}).items():
+        raw.setdefault(section, {}).update(table)
+    for text in overrides:
+        section, key, value = parse_override(text)
+        raw.setdefault(section, {})[key] = value
+    return config_from_dict(raw, source)
 
 
 def load_config(path: str | os.PathLike[str] | None, overrides: list[str] = ()) -> Config:

@@ -23,32 +23,21 @@ from msareid import threads
 from msareid.config import Config, config_to_dict, write_resolved
 from msareid.data.cache import ImageCache, default_cache_dir
 from msareid.data.dataset import ImageDataset, PairedDataset, train_loader
+from msareid.data.datasets import open_dataset
 from msareid.data.records import Record, label_map, labels_of
 from msareid.data.sampler import CrossModalitySampler
-from msareid.data.sources import train_records
-from msareid.data.transforms import IMAGENET_MEAN, IMAGENET_STD, EraseEach, train_transform
+from msareid.data.transforms import EraseEach, train_transform
 from msareid.errors import UserError
 from msareid.fileio import remove_stale_temporaries
 from msareid.losses.objective import MSAObjective
-from msareid.models import EmbeddingNet, MSANet
+from msareid.models import MSANet
+from msareid.models.trained import build_model
 from msareid.training import checkpoint as ckpt_io
 from msareid.training import distributed
 from msareid.training.distributed import DistEnv
 from msareid.training.epoch import LossSums, train_one_epoch
 from msareid.training.logs import MetricsLog
 from msareid.training.schedule import lr_at
-
-# Training identities of the paper's datasets, for commands that need the classifier size without
-# reading the data (e.g. ``msareid profile``).
-KNOWN_CLASSES = {"sysu": 395, "regdb": 206}
-
-
-def build_model(config: Config, num_classes: int) -> MSANet:
-    """The MSA network (or the baseline, or an ablation) described by ``config.model``."""
-    m = config.model
-    embed = EmbeddingNet(m.backbone, num_classes, m.pretrained, m.last_stride, m.checkpoint_segments)
-    return MSANet(embed, r2i=m.r2i, i2r=m.i2r, isa_init=m.isa_init, isa_space=m.isa_space,
-                  pixel_mean=IMAGENET_MEAN, pixel_std=IMAGENET_STD)
 
 
 def _cache(records: list[Record], config: Config, env: DistEnv, name: str, progress: bool) -> ImageCache:
@@ -78,7 +67,7 @@ class TrainData:
 def build_train_data(config: Config, env: DistEnv, progress: bool = True) -> TrainData:
     """Records -> cached images -> paired dataset, sampler (sharded by rank) and loader."""
     d = config.data
-    rgb, ir = train_records(d.name, d.root, d.trial)
+    rgb, ir = open_dataset(d.name, d.root, d.trial).train()
     mapping = label_map(rgb + ir)
     in_loader = d.random_erasing if d.erasing_stage == "before_isa" else 0.0
     tf = train_transform(d.height, d.width, d.pad, in_loader)
@@ -277,18 +266,3 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         os.link(src, dst)  # the same bytes; a later last.pt replaces its own name only
     except OSError:
         shutil.copy2(src, dst)
-
-
-def load_trained(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[MSANet, Config, dict]:
-    """A trained network (eval mode), its config and the checkpoint dict, from a checkpoint file."""
-    from msareid.config import config_from_dict
-
-    state = ckpt_io.load_checkpoint(path)
-    config = config_from_dict(state["config"], source=f"{path} (config)")
-    config = dataclasses.replace(config, model=dataclasses.replace(config.model, pretrained="none"))
-    model = build_model(config, int(state["num_classes"]))
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as exc:
-        raise UserError(f"checkpoint {path} does not match its own config ({str(exc).splitlines()[0]})") from None
-    return model.to(device).eval(), config, state

@@ -8,9 +8,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from msareid.engine import load_trained
 from msareid.errors import UserError
 from msareid.fileio import atomic_path
+from msareid.models.trained import load_trained
 
 
 class _Embedder(nn.Module):

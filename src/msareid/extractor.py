@@ -12,9 +12,9 @@ from PIL import Image
 
 from msareid import threads
 from msareid.data.cache import fit_image, load_image
-from msareid.engine import load_trained
 from msareid.errors import UserError
 from msareid.inference import extract
+from msareid.models.trained import load_trained
 from msareid.training.distributed import resolve_device
 
 ImageLike = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor

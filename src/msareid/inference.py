@@ -2,33 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from msareid.config import Config
+from msareid.config import Config, EvalConfig
+from msareid.data.base import TestSettings
 from msareid.data.cache import ImageCache, default_cache_dir
-from msareid.data.manifest import read_manifest
-from msareid.data.records import Record, arrays_of
-from msareid.data.regdb import RegDB
-from msareid.data.sysu import SysuMM01
-from msareid.data.sysu_official import RandPerm
+from msareid.data.datasets import open_dataset
+from msareid.data.records import Record
 from msareid.data.transforms import test_transform
 from msareid.errors import UserError
-from msareid.eval.driver import (
-    FeatureTable,
-    Rerank,
-    evaluate_regdb,
-    evaluate_sysu,
-    rank_and_score,
-    sysu_test_records,
-)
-from msareid.eval.protocols import EvalResult, RegdbProtocol, SysuProtocol
+from msareid.eval.driver import FeatureTable, Rerank, evaluate_runs
+from msareid.eval.protocols import EvalResult
 from msareid.models import MSANet
 
 
@@ -73,48 +66,51 @@ def extract_records(model: MSANet, records: list[Record], config: Config, flip: 
     return FeatureTable(unique, feats.pooled), FeatureTable(unique, feats.bnneck)
 
 
-DATASETS = ("sysu", "regdb", "manifest", "synthetic")
+def test_settings(config: Config) -> TestSettings:
+    """The protocol choices of ``config.eval`` that a dataset reader needs."""
+    return TestSettings(**{k: getattr(config.eval, k) for k in TestSettings.fields()})
 
 
 def evaluate_model(model: MSANet, config: Config, dataset: str, root: str | os.PathLike[str],
                    device: str | torch.device = "cpu", progress: bool = False) -> dict[str, EvalResult]:
-    """Evaluate ``model`` with the protocol of ``config.eval`` on ``dataset`` at ``root``.
+    """Evaluate ``model`` on ``dataset`` at ``root`` with the protocol of ``config.eval`` and the
+    dataset's ranking rules (``eval.metric`` chooses the similarity).
 
     Returns ``{"bnneck": result, "pooled": result}``; the BNNeck feature is the headline one.
-    ``synthetic`` is a synthetic set in the SYSU-MM01 layout; RegDB uses ``config.data.trial``.
+    RegDB uses ``config.data.trial``; each result names the protocol, the rules, the sampler and
+    the direction it used.
     """
     e = config.eval
-    flip = e.flip
+    reader = open_dataset(dataset, root, config.data.trial)
+    settings = test_settings(config)
+    runs = reader.test_runs(settings)
+    rules = reader.rules.with_metric(e.metric)
     rerank = Rerank(e.k1, e.k2, e.lambda_value) if e.rerank else None
-    if dataset in ("sysu", "synthetic"):
-        ds = SysuMM01(root)
-        if e.sampler == "official" and not e.perm:
-            raise UserError("eval.sampler = official needs eval.perm = path/to/rand_perm_cam.mat (--perm)")
-        perm = RandPerm.load(e.perm) if e.sampler == "official" else None
-        protocol = SysuProtocol(e.mode, e.shots, e.trials, e.sampler)
-        tables = extract_records(model, sysu_test_records(ds, e.mode), config, flip, device, progress)
-        results = {name: evaluate_sysu(t, ds, protocol, e.metric, perm, rerank=rerank)
-                   for name, t in zip(("pooled", "bnneck"), tables)}
-    elif dataset == "regdb":
-        ds = RegDB(root, config.data.trial)
-        query, gallery = ds.query_gallery(e.direction)
-        tables = extract_records(model, query + gallery, config, flip, device, progress)
-        protocol = RegdbProtocol(config.data.trial, e.direction)
-        results = {name: evaluate_regdb(t, ds, protocol, e.metric, rerank)
-                   for name, t in zip(("pooled", "bnneck"), tables)}
-    elif dataset == "manifest":
-        splits = read_manifest(root)
-        if not splits["query"] or not splits["gallery"]:
-            raise UserError(f"{root} needs rows with split query and split gallery to be evaluated")
-        tables = extract_records(model, splits["query"] + splits["gallery"], config, flip, device, progress)
-        results = {}
-        for name, t in zip(("pooled", "bnneck"), tables):
-            q, g = splits["query"], splits["gallery"]
-            run = rank_and_score(t.rows(q), t.rows(g), *arrays_of(q), *arrays_of(g), e.metric, "regdb", (), rerank)
-            details = {"metric": e.metric, **({"rerank": rerank.name} if rerank else {})}
-            results[name] = EvalResult(f"manifest/{Path(root).name}", (run,), details)
-    else:
-        raise UserError(f"unknown dataset {dataset!r}; valid: {', '.join(DATASETS)}")
+    images = list({r.path: r for run in runs for r in run.query + run.gallery}.values())
+    tables = extract_records(model, images, config, e.flip, device, progress)
+    results = {name: evaluate_runs(t, runs, rules, reader.protocol_name(settings), rerank, trials=len(runs))
+               for name, t in zip(("pooled", "bnneck"), tables)}
     for name, r in results.items():
-        r.details.update({"feature": name, "flip": flip})
+        r.details.update({"feature": name, "flip": e.flip})
     return results
+
+
+def evaluate_checkpoint(path: str | os.PathLike[str], protocol: Callable[[EvalConfig], EvalConfig],
+                        dataset: str | None = None, root: str | None = None, device: str | torch.device = "cpu",
+                        progress: bool = False) -> tuple[dict[str, Any], str]:
+    """``msareid evaluate --checkpoint``: the model of ``path`` on its own dataset (or ``dataset`` at
+    ``root``) under ``protocol(run's [eval])``. Returns the JSON object and the readable tables."""
+    from msareid.models.trained import load_trained
+
+    model, config, _ = load_trained(path, device)
+    root = root or config.data.root
+    if not root:
+        raise UserError(f"{path}: its config has no data.root; pass --root")
+    config = dataclasses.replace(config, eval=protocol(config.eval))
+    results = evaluate_model(model, config, dataset or config.data.name, root, device, progress)
+    results["bnneck"].require_valid_queries()
+    out = {**results["bnneck"].as_dict(per_run=False), "pooled": results["pooled"].as_dict(per_run=False),
+           "checkpoint": str(path)}
+    text = (f"BNNeck feature (headline):\n{results['bnneck'].table()}\n"
+            f"pooled feature:\n{results['pooled'].table()}")
+    return out, text

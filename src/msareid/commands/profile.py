@@ -5,48 +5,22 @@ from __future__ import annotations
 import argparse
 import json
 
-PAPER = {"params": 24.32e6, "macs_per_image": 5.1689e9, "isa_macs_per_image": 0.0072e9}
-
-
-def count_macs(module, images) -> int:
-    """Multiply-accumulates of one forward pass, counted by torch.utils.flop_counter (FLOPs / 2)."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
-        module(images)
-    return counter.get_total_flops() // 2
-
 
 def cmd_profile(args: argparse.Namespace) -> int:
-    import torch
-
     from msareid.config import load_config
-    from msareid.engine import KNOWN_CLASSES, build_model
+    from msareid.data.datasets import reader_class
     from msareid.errors import UserError
-    from msareid.models import StyleAdapter
+    from msareid.models.profile import PAPER, profile_model
 
     cfg = load_config(args.config, [*args.set, "model.pretrained=none"])
-    num_classes = args.num_classes or KNOWN_CLASSES.get(cfg.data.name)
+    num_classes = args.num_classes or reader_class(cfg.data.name).num_classes
     if not num_classes:
         raise UserError(f"--num-classes is needed for data.name = {cfg.data.name!r}")
-    model = build_model(cfg, num_classes).eval()
-    h, w = cfg.data.height, cfg.data.width
-    images = torch.zeros(1, 3, h, w)
-    isa = StyleAdapter()
-    out = {
-        "params": sum(p.numel() for p in model.embed.parameters()),
-        "macs_per_image": count_macs(model.embed, images),
-        "isa_params": sum(p.numel() for p in isa.parameters()),
-        "isa_macs_per_image": count_macs(isa, images),
-        "input_size": [h, w],
-        "num_classes": num_classes,
-        "backbone": cfg.model.backbone,
-    }
+    out = profile_model(cfg, num_classes)
     if args.json:
         print(json.dumps(out))
         return 0
+    h, w = out["input_size"]
     print(f"{cfg.model.backbone} at {h}x{w}, {num_classes} classes (paper: ResNet-50, 288x144, 395 classes)")
     print(f"{'':28}{'msareid':>14}{'paper':>14}")
     print(f"{'parameters (F)':28}{out['params'] / 1e6:13.2f}M{PAPER['params'] / 1e6:13.2f}M")

@@ -9,16 +9,23 @@ Columns (a header row is required, extra columns are ignored)::
 
 ``path`` is relative to the manifest's folder (or absolute); ``pid`` and ``camera`` are integers;
 ``modality`` is ``rgb`` or ``ir``; ``split`` is ``train``, ``query`` or ``gallery``.
+
+Its test is one run, the query rows against the gallery rows, scored with the standard rules
+(:data:`~msareid.eval.rules.STANDARD`: standard CMC, nothing excluded, cosine similarity).
 """
 
 from __future__ import annotations
 
 import csv
 import os
+from functools import cached_property
 from pathlib import Path
+from typing import Any
 
-from msareid.data.records import Modality, Record
+from msareid.data.base import DEFAULT_SETTINGS, DatasetReader, TestRun, TestSettings, verify_images
+from msareid.data.records import Modality, Record, count_ids
 from msareid.errors import UserError, warn
+from msareid.eval.rules import STANDARD
 from msareid.fileio import atomic_path
 
 COLUMNS = ("path", "pid", "camera", "modality", "split")
@@ -110,3 +117,43 @@ def write_manifest(path: str | os.PathLike[str], splits: dict[str, list[Record]]
             for r in records:
                 rel = os.path.relpath(r.path, path.parent)
                 writer.writerow([rel, r.pid, r.camera, r.modality.value, split])
+
+
+class Manifest(DatasetReader):
+    """A manifest CSV behind the dataset interface; ``root`` is the CSV file."""
+
+    name = "manifest"
+    title = "manifest"
+    rules = STANDARD
+    root_help = "the manifest CSV"
+
+    @cached_property
+    def splits(self) -> dict[str, list[Record]]:
+        return read_manifest(self.root)
+
+    def protocol_name(self, settings: TestSettings = DEFAULT_SETTINGS) -> str:
+        return f"manifest/{self.root.name}"
+
+    def train(self) -> tuple[list[Record], list[Record]]:
+        train = self.splits["train"]
+        return [r for r in train if r.modality is Modality.RGB], [r for r in train if r.modality is Modality.IR]
+
+    def test_runs(self, settings: TestSettings = DEFAULT_SETTINGS) -> list[TestRun]:
+        """One run: the query rows against the gallery rows."""
+        query, gallery = self.splits["query"], self.splits["gallery"]
+        if not query or not gallery:
+            raise UserError(f"{self.root} needs rows with split query and split gallery to be evaluated")
+        return [TestRun("manifest", query, gallery)]
+
+    def summary(self, verify: bool = False) -> dict[str, Any]:
+        """Counts of a manifest: ids and images per split and modality."""
+        if verify:
+            verify_images(r for records in self.splits.values() for r in records)
+        out: dict[str, Any] = {"dataset": "manifest"}
+        for split, records in self.splits.items():
+            out[split] = {
+                "ids": count_ids(records),
+                "rgb": sum(r.modality is Modality.RGB for r in records),
+                "ir": sum(r.modality is Modality.IR for r in records),
+            }
+        return out

@@ -7,25 +7,35 @@ visible-to-thermal (query visible, gallery thermal); thermal-to-visible swaps th
 
 from __future__ import annotations
 
+import argparse
 import os
 from pathlib import Path
+from typing import Any
 
-from msareid.data.records import Modality, Record
+from msareid.data.base import DEFAULT_SETTINGS, DatasetReader, TestRun, TestSettings, verify_images
+from msareid.data.records import Modality, Record, count_ids
 from msareid.errors import UserError, warn
+from msareid.eval.rules import RankingRules
 
 TRIALS = tuple(range(1, 11))
 DIRECTIONS = ("visible-to-thermal", "thermal-to-visible")
 _SIDES = {"visible": (1, Modality.RGB), "thermal": (2, Modality.IR)}
 
 
-class RegDB:
+class RegDB(DatasetReader):
     """Reader of a RegDB root for one trial (1..10)."""
 
+    name = "regdb"
+    title = "RegDB"
+    rules = RankingRules("regdb", cmc="image")
+    image_size = (288, 144)
+    directions = DIRECTIONS
+    num_classes = 206
+
     def __init__(self, root: str | os.PathLike[str], trial: int = 1) -> None:
-        self.root = Path(root)
+        super().__init__(root, trial)
         if trial not in TRIALS:
             raise UserError(f"RegDB trial must be 1..10, got {trial}")
-        self.trial = trial
         if not self.root.is_dir():
             raise UserError(f"RegDB root {self.root} does not exist or is not a folder")
         for sub in ("Visible", "Thermal", "idx"):
@@ -86,3 +96,35 @@ class RegDB:
             raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
         visible, thermal = self.records("test", "visible"), self.records("test", "thermal")
         return (visible, thermal) if direction == DIRECTIONS[0] else (thermal, visible)
+
+    def protocol_name(self, settings: TestSettings = DEFAULT_SETTINGS) -> str:
+        return f"regdb/trial{self.trial}/{self.direction(settings)}"
+
+    def test_runs(self, settings: TestSettings = DEFAULT_SETTINGS) -> list[TestRun]:
+        """The one run of this trial: a model trained on trial k is tested on trial k only."""
+        direction = self.direction(settings)
+        query, gallery = self.query_gallery(direction)
+        return [TestRun(f"trial {self.trial}", query, gallery, details={"trial": self.trial, "direction": direction})]
+
+    def summary(self, verify: bool = False) -> dict[str, Any]:
+        """The ``check-data regdb --json`` object for one trial."""
+        train_v, train_t = self.train()
+        test_v, test_t = self.records("test", "visible"), self.records("test", "thermal")
+        if verify:
+            verify_images(train_v + train_t + test_v + test_t)
+        return {
+            "dataset": "regdb",
+            "trial": self.trial,
+            "train": {"ids": count_ids(train_v + train_t), "visible": len(train_v), "thermal": len(train_t)},
+            "test": {"ids": count_ids(test_v + test_t), "visible": len(test_v), "thermal": len(test_t)},
+        }
+
+    @classmethod
+    def add_synth_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--images", type=int, default=10, help="RegDB: images per id and modality")
+
+    @classmethod
+    def write_synthetic(cls, out: Path, ids: int, seed: int, workers: int, args: argparse.Namespace) -> Path:
+        from msareid.data.synthetic import RegdbSpec, write_regdb
+
+        return write_regdb(out, RegdbSpec(ids=ids, images=getattr(args, "images", 10), seed=seed), workers)

@@ -74,7 +74,7 @@ def _split_ids(ids: int, seed: int) -> dict[str, list[int]]:
     }
 
 
-def _pool_map(fn, tasks: list, workers: int) -> None:
+def pool_map(fn, tasks: list, workers: int) -> None:
     if workers <= 1:
         for t in tasks:
             fn(t)
@@ -91,7 +91,7 @@ def write_sysu(out: str | os.PathLike[str], spec: SysuSpec = SysuSpec(), workers
     splits = _split_ids(spec.ids, spec.seed)
     for cam in range(1, 7):
         (root / f"cam{cam}").mkdir(parents=True, exist_ok=True)
-    _pool_map(_write_sysu_person, [(root, spec, pid) for pid in range(1, spec.ids + 1)], workers)
+    pool_map(_write_sysu_person, [(root, spec, pid) for pid in range(1, spec.ids + 1)], workers)
     (root / "exp").mkdir(exist_ok=True)
     for split, pids in splits.items():
         (root / "exp" / f"{split}_id.txt").write_text(",".join(str(p) for p in pids) + "\n")
@@ -133,7 +133,7 @@ def write_regdb(out: str | os.PathLike[str], spec: RegdbSpec = RegdbSpec(), work
         raise UserError(f"{root} is not empty: choose a new folder for the synthetic dataset")
     if spec.ids < 4:
         raise UserError(f"--ids {spec.ids} is too few: a synthetic RegDB needs at least 4 ids")
-    _pool_map(_write_regdb_person, [(root, spec, pid) for pid in range(1, spec.ids + 1)], workers)
+    pool_map(_write_regdb_person, [(root, spec, pid) for pid in range(1, spec.ids + 1)], workers)
     (root / "idx").mkdir(parents=True, exist_ok=True)
     for trial in range(1, 11):
         perm = np.random.default_rng([spec.seed, trial, 3]).permutation(np.arange(1, spec.ids + 1))

@@ -13,14 +13,18 @@ from the RGB cameras (all-search 1, 2, 4, 5; indoor-search 1, 2) by one of two s
 
 from __future__ import annotations
 
+import argparse
 import os
 import random
 from functools import cache
 from pathlib import Path
+from typing import Any
 
-from msareid.data.records import Modality, Record
+from msareid.data.base import DEFAULT_SETTINGS, DatasetReader, TestRun, TestSettings, verify_images
+from msareid.data.records import Modality, Record, count_ids
 from msareid.data.sysu_official import RandPerm
 from msareid.errors import UserError, warn
+from msareid.eval.rules import RankingRules
 
 RGB_CAMERAS = (1, 2, 4, 5)
 IR_CAMERAS = (3, 6)
@@ -52,11 +56,17 @@ def read_id_file(path: Path) -> list[int]:
     return ids
 
 
-class SysuMM01:
+class SysuMM01(DatasetReader):
     """Reader of a SYSU-MM01 root; every path is checked when first needed, failing fast."""
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
-        self.root = Path(root)
+    name = "sysu"
+    title = "SYSU-MM01"
+    rules = RankingRules("sysu", cmc="identity", excluded_cameras=((3, 2),))  # cam3 never sees cam2
+    image_size = (288, 144)
+    num_classes = 395
+
+    def __init__(self, root: str | os.PathLike[str], trial: int = 1) -> None:
+        super().__init__(root, trial)
         if not self.root.is_dir():
             raise UserError(f"SYSU-MM01 root {self.root} does not exist or is not a folder")
         for cam in RGB_CAMERAS + IR_CAMERAS:
@@ -156,3 +166,62 @@ class SysuMM01:
                     chosen = [files[i] for i in perm.indices(cam, pid, trial, shots, len(files))]
                 out.extend(Record(p, pid, cam, Modality.RGB) for p in chosen)
         return out
+
+    def protocol_name(self, settings: TestSettings = DEFAULT_SETTINGS) -> str:
+        shot = "single-shot" if settings.shots == 1 else "multi-shot"
+        return f"sysu/{settings.mode}/{shot}/{settings.sampler}"
+
+    def test_runs(self, settings: TestSettings = DEFAULT_SETTINGS, test_ids: list[int] | None = None,
+                  perm: RandPerm | None = None) -> list[TestRun]:
+        """One run a trial: the shared IR query against that trial's RGB gallery.
+
+        ``perm`` (else ``settings.perm``, loaded) gives the official sampler's permutations;
+        ``test_ids`` replaces ``exp/test_id.txt`` (e.g. the authors' ``test_id.mat``).
+        """
+        if settings.mode not in GALLERY_CAMERAS:
+            raise UserError(f"SYSU-MM01 search mode must be one of {', '.join(GALLERY_CAMERAS)}, got {settings.mode!r}")
+        if not 1 <= settings.trials <= 10:
+            raise UserError(f"SYSU-MM01 has 10 trials; eval.trials must be 1..10, got {settings.trials}")
+        if settings.sampler == "official" and perm is None:
+            if not settings.perm:
+                raise UserError("eval.sampler = official needs eval.perm = path/to/rand_perm_cam.mat (--perm)")
+            perm = RandPerm.load(settings.perm)
+        query = self.query(test_ids)
+        return [TestRun(f"trial {t}", query,
+                        self.gallery(settings.mode, settings.shots, t, settings.sampler, perm, test_ids),
+                        details={"trial": t, "sampler": settings.sampler}) for t in range(settings.trials)]
+
+    def summary(self, verify: bool = False) -> dict[str, Any]:
+        """Training and test counts for every gallery mode (the ``check-data sysu --json`` object)."""
+        rgb, ir = self.train()
+        query = self.query()
+        gallery: dict[str, dict[str, int]] = {}
+        valid: dict[str, int] = {}
+        for mode in GALLERY_CAMERAS:
+            single = self.gallery(mode, shots=1, trial=0)
+            multi = self.gallery(mode, shots=10, trial=0)
+            gallery[mode] = {"single": len(single), "multi": len(multi)}
+            in_gallery = {r.pid for r in single}
+            valid[mode] = sum(r.pid in in_gallery for r in query)
+        if verify:
+            verify_images(rgb + ir + query + self.records(self.test_ids(), RGB_CAMERAS))
+        return {
+            "dataset": "sysu",
+            "train": {"ids": count_ids(rgb + ir), "rgb": len(rgb), "ir": len(ir)},
+            "test": {"ids": len(self.test_ids()), "query": len(query), "gallery": gallery},
+            "valid_query": valid,
+        }
+
+    @classmethod
+    def add_synth_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--rgb-images", type=int, default=8, help="SYSU: images per (id, RGB camera), +-2")
+        parser.add_argument("--ir-images", type=int, default=8, help="SYSU: images per (id, IR camera), +-2")
+        parser.add_argument("--frame-height", type=int, default=128, help="SYSU: typical frame height in pixels")
+
+    @classmethod
+    def write_synthetic(cls, out: Path, ids: int, seed: int, workers: int, args: argparse.Namespace) -> Path:
+        from msareid.data.synthetic import SysuSpec, write_sysu
+
+        spec = SysuSpec(ids=ids, rgb_images=getattr(args, "rgb_images", 8), ir_images=getattr(args, "ir_images", 8),
+                        seed=seed, frame_height=getattr(args, "frame_height", 128))
+        return write_sysu(out, spec, workers=workers)

@@ -12,8 +12,10 @@ import torch
 from PIL import Image
 from torchvision.transforms import v2
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from msareid.pixels import IMAGENET_MEAN, IMAGENET_STD
+
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "EraseEach", "denormalize", "test_transform", "train_transform",
+           "to_uint8_tensor"]
 
 
 def to_uint8_tensor(image: np.ndarray | Image.Image | torch.Tensor) -> torch.Tensor:

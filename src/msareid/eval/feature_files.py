@@ -5,15 +5,33 @@ from __future__ import annotations
 import os
 import zipfile
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
-from msareid.data.sysu import GALLERY_CAMERAS, IR_CAMERAS
+from msareid.data.base import TestSettings
+from msareid.data.sysu import GALLERY_CAMERAS, IR_CAMERAS, SysuMM01
 from msareid.data.sysu_official import RandPerm, load_mat_variable
 from msareid.errors import UserError
 from msareid.eval.driver import Rerank, rank_and_score
 from msareid.eval.metrics import RankingMetrics, evaluate_features
-from msareid.eval.protocols import SYSU_CAMERA_RULES, EvalResult, SysuProtocol
+from msareid.eval.protocols import EvalResult
+from msareid.eval.rules import RankingRules
+
+
+class EvalConfigLike(Protocol):
+    """What the evaluation of feature files reads of ``[eval]`` (an :class:`~msareid.config.EvalConfig`)."""
+
+    mode: str
+    shots: int
+    trials: int
+    perm: str
+    metric: str
+    rerank: bool
+    k1: int
+    k2: int
+    lambda_value: float
+
 
 NPZ_KEYS = ("query_feat", "gallery_feat", "query_pid", "gallery_pid", "query_cam", "gallery_cam")
 
@@ -51,13 +69,13 @@ def load_feature_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     return arrays
 
 
-def evaluate_npz(arrays: dict[str, np.ndarray], protocol: str, metric: str = "cosine",
-                 rerank: Rerank | None = None) -> EvalResult:
-    """Evaluate one query/gallery pair of an npz with the rules of ``protocol`` (sysu or regdb)."""
-    rules = SYSU_CAMERA_RULES if protocol == "sysu" else ()
+def evaluate_npz(arrays: dict[str, np.ndarray], rules: RankingRules, rerank: Rerank | None = None) -> EvalResult:
+    """Evaluate the one query/gallery pair of an npz under a dataset's ``rules`` (as they are:
+    no transposition, no trials)."""
     run = rank_and_score(arrays["query_feat"], arrays["gallery_feat"], arrays["query_pid"], arrays["query_cam"],
-                         arrays["gallery_pid"], arrays["gallery_cam"], metric, protocol, rules, rerank)
-    return EvalResult(f"{protocol}/features", (run,), {"metric": metric, **({"rerank": rerank.name} if rerank else {})})
+                         arrays["gallery_pid"], arrays["gallery_cam"], rules, rerank)
+    details = {"metric": rules.metric, "rules": rules.name, **({"rerank": rerank.name} if rerank else {})}
+    return EvalResult(f"{rules.name}/features", (run,), details)
 
 
 class OfficialFeatures:
@@ -105,7 +123,7 @@ def _collect(features: OfficialFeatures, test_ids: list[int], cameras: tuple[int
     return np.concatenate(parts), np.asarray(pids), np.asarray(cams)
 
 
-def evaluate_official(features: OfficialFeatures, perm: RandPerm, test_ids: list[int], protocol: SysuProtocol,
+def evaluate_official(features: OfficialFeatures, perm: RandPerm, test_ids: list[int], protocol: TestSettings,
                       metric: str = "cosine") -> EvalResult:
     """The authors' 10-run SYSU-MM01 evaluation on their feature files and permutations."""
     q_feat, q_pids, q_cams = _collect(features, test_ids, IR_CAMERAS, "query")
@@ -117,7 +135,30 @@ def evaluate_official(features: OfficialFeatures, perm: RandPerm, test_ids: list
         g_feat, g_pids, g_cams = _collect(features, test_ids, GALLERY_CAMERAS[protocol.mode], "gallery", pick)
         if g_feat.shape[1] != q_feat.shape[1]:
             raise UserError(f"query features have {q_feat.shape[1]} dimensions, gallery {g_feat.shape[1]}")
-        runs.append(evaluate_features(q_feat, g_feat, q_pids, q_cams, g_pids, g_cams, metric=metric,
-                                      cmc_mode="sysu", camera_rules=SYSU_CAMERA_RULES))
+        runs.append(evaluate_features(q_feat, g_feat, q_pids, q_cams, g_pids, g_cams,
+                                      SysuMM01.rules.with_metric(metric)))
     shot = "single-shot" if protocol.shots == 1 else "multi-shot"
     return EvalResult(f"sysu-official/{protocol.mode}/{shot}", tuple(runs), {"metric": metric})
+
+
+def evaluate_features_file(path: str | os.PathLike[str], dataset: str, protocol: EvalConfigLike) -> EvalResult:
+    """``msareid evaluate --features``: the npz's pair under the ranking rules of ``dataset``, ranked
+    by ``protocol.metric`` and optionally re-ranked (``protocol.rerank``, ``k1``, ``k2``, ``lambda_value``)."""
+    from msareid.data.datasets import rules_of
+
+    rerank = Rerank(protocol.k1, protocol.k2, protocol.lambda_value) if protocol.rerank else None
+    rules = rules_of(dataset).with_metric(protocol.metric)
+    return evaluate_npz(load_feature_npz(path), rules, rerank).require_valid_queries()
+
+
+def evaluate_official_files(folder: str | os.PathLike[str], name: str, test_ids: str | os.PathLike[str],
+                            protocol: EvalConfigLike) -> EvalResult:
+    """``msareid evaluate --official-sysu``: the authors' feature files, permutations and test ids."""
+    from msareid.data.sysu_official import load_test_ids
+
+    if not 1 <= protocol.trials <= 10:
+        raise UserError(f"--trials must be 1..10, got {protocol.trials}")
+    settings = TestSettings(protocol.mode, protocol.shots, protocol.trials, "official", protocol.perm)
+    result = evaluate_official(OfficialFeatures(folder, name), RandPerm.load(protocol.perm), load_test_ids(test_ids),
+                               settings, protocol.metric)
+    return result.require_valid_queries()

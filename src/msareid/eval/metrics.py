@@ -4,25 +4,26 @@ Rules (identical to the reference evaluation code, see DESIGN.md "Metrics"):
 
 * the gallery is ranked by similarity, descending (cosine on L2-normalised features, or negative
   Euclidean distance); ties keep gallery order (stable sort);
-* optional camera rule: for a query from camera ``a``, gallery images from camera ``b`` are removed
-  from its ranking for every pair (a, b) given (SYSU-MM01: (3, 2), same location);
+* the benchmark's exclusions (:class:`~msareid.eval.rules.RankingRules`): for every pair (a, b) of
+  ``excluded_cameras`` a query from camera ``a`` loses the gallery images of camera ``b``
+  (SYSU-MM01: (3, 2), same location); with ``same_camera_same_id`` a query loses the images of its
+  own identity and camera (LLCM);
 * queries with no true match left are skipped; every figure is divided by the valid queries;
 * AP = mean over true matches of k / rank_k; INP = #matches / rank of the last match;
-* CMC: ``"sysu"`` keeps only the first occurrence of each gallery identity before the cumulative
-  match; ``"regdb"`` is the standard cumulative match, clipped at 1.
+* CMC: ``identity`` keeps only the first occurrence of each gallery identity before the cumulative
+  match (SYSU-MM01, LLCM); ``image`` is the standard cumulative match, clipped at 1 (RegDB).
 
-This module imports NumPy only.
+This module imports NumPy only (and the plain dataclass of the rules).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
-CMC_MODES = ("sysu", "regdb")
-METRICS = ("cosine", "euclidean")
+from msareid.eval.rules import METRICS, STANDARD, RankingRules
 
 
 @dataclass(frozen=True)
@@ -142,22 +143,22 @@ class _Gallery:
         return self._base
 
 
-def _rank_chunk(dist: np.ndarray, q_pids: np.ndarray, q_cams: np.ndarray, gal: _Gallery, cmc_mode: str,
-                camera_rules: Sequence[tuple[int, int]]) -> tuple[np.ndarray, ...]:
+def _rank_chunk(dist: np.ndarray, q_pids: np.ndarray, q_cams: np.ndarray, gal: _Gallery,
+                rules: RankingRules) -> tuple[np.ndarray, ...]:
     """First-match rank (CMC), AP and INP of each query row of ``dist`` (smaller is closer; columns
     grouped by identity; the block is overwritten).
 
     Each similarity becomes one unique 64-bit key, ``row | order key | gallery index``, so a single
     sort of the chunk ranks every row at once with ties broken by gallery index, and the rank of a
     true match is a binary search. Removed images (camera rule) get the largest value and sort
-    behind every kept image of their row.
+    behind every kept image of their row. Images of the query's own identity and camera (the
+    ``same_camera_same_id`` rule) all lie in its identity's block, so they are found among the true
+    matches.
     """
     n_q, n_g = dist.shape
     keys = _order_key(dist).astype(np.uint64, order="C")
-    for q_cam, g_cam in camera_rules:
+    for q_cam, g_cam in rules.excluded_cameras:
         keys[np.ix_(q_cams == q_cam, gal.cams == g_cam)] = _REMOVED
-    keys <<= np.uint64(gal.index_bits)  # built in place: row | value | index
-    keys |= gal.key_base(n_q)
 
     # the true matches of every row: the block of the query's identity, without removed images
     u = np.searchsorted(gal.ids, q_pids).clip(0, len(gal.ids) - 1)
@@ -167,13 +168,19 @@ def _rank_chunk(dist: np.ndarray, q_pids: np.ndarray, q_cams: np.ndarray, gal: _
     rows = np.repeat(np.arange(n_q), counts)
     cols = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(lo, counts)
     kept = np.ones(len(rows), dtype=bool)
-    for q_cam, g_cam in camera_rules:
+    for q_cam, g_cam in rules.excluded_cameras:
         kept &= ~((q_cams[rows] == q_cam) & (gal.cams[cols] == g_cam))
+    if rules.same_camera_same_id:
+        own = gal.cams[cols] == q_cams[rows]
+        keys[rows[own], cols[own]] = _REMOVED
+        kept &= ~own
+    keys <<= np.uint64(gal.index_bits)  # built in place: row | value | index
+    keys |= gal.key_base(n_q)
     true_keys = np.sort(keys[rows[kept], cols[kept]])
     rows = rows[kept]
     n_match = np.bincount(rows, minlength=n_q)
     valid = n_match > 0
-    best = np.minimum.reduceat(keys, gal.starts, axis=1) if cmc_mode == "sysu" else None
+    best = np.minimum.reduceat(keys, gal.starts, axis=1) if rules.cmc == "identity" else None
     ranked = keys.reshape(-1)
     ranked.sort()  # one sort ranks every row: the row number is the key's high part
     rank = np.searchsorted(ranked, true_keys) - rows * n_g + 1  # 1-based rank among the kept images
@@ -186,7 +193,7 @@ def _rank_chunk(dist: np.ndarray, q_pids: np.ndarray, q_cams: np.ndarray, gal: _
         last[valid] = rank[seg_start[valid] + n_match[valid] - 1]
         first[valid] = rank[seg_start[valid]]
     inp = n_match / np.maximum(last, 1)
-    if best is not None:  # SYSU CMC: rank among identities, each at its best-ranked kept image
+    if best is not None:  # identity CMC: rank among identities, each at its best-ranked kept image
         true_best = best[np.arange(n_q), u]
         first = (best < true_best[:, None]).sum(axis=1) + 1
     return first, ap, inp, valid
@@ -195,8 +202,7 @@ def _rank_chunk(dist: np.ndarray, q_pids: np.ndarray, q_cams: np.ndarray, gal: _
 def evaluate_similarity(
     sim_chunks: Iterator[tuple[slice, np.ndarray]],
     q_pids: np.ndarray, q_cams: np.ndarray, g_pids: np.ndarray, g_cams: np.ndarray,
-    cmc_mode: str = "sysu", camera_rules: Sequence[tuple[int, int]] = (), max_rank: int = 20,
-    grouped: bool = False,
+    rules: RankingRules = STANDARD, grouped: bool = False,
 ) -> RankingMetrics:
     """Metrics from (query slice, similarity block) chunks covering every query once.
 
@@ -204,23 +210,23 @@ def evaluate_similarity(
     :func:`evaluate_features`); otherwise each block is reordered here.
     """
     dist_chunks = ((rows, np.negative(sim)) for rows, sim in sim_chunks)
-    return _evaluate(dist_chunks, q_pids, q_cams, g_pids, g_cams, cmc_mode, camera_rules, max_rank, grouped, True)
+    return _evaluate(dist_chunks, q_pids, q_cams, g_pids, g_cams, rules, grouped, True)
 
 
 def _evaluate(
     dist_chunks: Iterator[tuple[slice, np.ndarray]],
     q_pids: np.ndarray, q_cams: np.ndarray, g_pids: np.ndarray, g_cams: np.ndarray,
-    cmc_mode: str, camera_rules: Sequence[tuple[int, int]], max_rank: int, grouped: bool, owned: bool,
+    rules: RankingRules, grouped: bool, owned: bool,
 ) -> RankingMetrics:
     """The work of the public functions, on distance-like blocks (smaller is closer).
 
     ``owned`` says the blocks are scratch copies that ranking may overwrite.
     """
-    if cmc_mode not in CMC_MODES:
-        raise ValueError(f"cmc_mode must be one of {CMC_MODES}, got {cmc_mode!r}")
+    if not isinstance(rules, RankingRules):
+        raise TypeError(f"rules must be a RankingRules, got {type(rules).__name__}")
     q_pids, q_cams = np.asarray(q_pids), np.asarray(q_cams)
     gal = _Gallery(np.asarray(g_pids), np.asarray(g_cams))
-    acc = _Accumulator(max_rank)
+    acc = _Accumulator(rules.max_rank)
     for rows, dist in dist_chunks:
         if grouped or gal.in_order:
             block = dist if owned else dist.copy()
@@ -228,20 +234,20 @@ def _evaluate(
             block = dist[:, gal.order]  # a new array: ours to overwrite
         for sub in _chunks(block.shape[0], gal.max_rows()):
             part = slice(rows.start + sub.start, rows.start + sub.stop)
-            acc.add(*_rank_chunk(block[sub], q_pids[part], q_cams[part], gal, cmc_mode, camera_rules))
+            acc.add(*_rank_chunk(block[sub], q_pids[part], q_cams[part], gal, rules))
     return acc.result()
 
 
 def evaluate_features(
     query: np.ndarray, gallery: np.ndarray,
     q_pids: np.ndarray, q_cams: np.ndarray, g_pids: np.ndarray, g_cams: np.ndarray,
-    metric: str = "cosine", cmc_mode: str = "sysu", camera_rules: Sequence[tuple[int, int]] = (),
-    max_rank: int = 20, chunk_elements: int = 2**17,
+    rules: RankingRules = STANDARD, chunk_elements: int = 2**17,
 ) -> RankingMetrics:
-    """Rank ``gallery`` for every ``query`` row and compute CMC, mAP and mINP.
+    """Rank ``gallery`` for every ``query`` row by ``rules.metric`` and compute CMC, mAP and mINP.
 
     Memory stays bounded: queries are processed in chunks of about ``chunk_elements`` similarities.
     """
+    metric = rules.metric
     query, gallery = np.asarray(query, np.float32), np.asarray(gallery, np.float32)
     if metric == "cosine":
         query, gallery = l2_normalize(query), l2_normalize(gallery)
@@ -249,16 +255,16 @@ def evaluate_features(
     gallery = gallery[order]
     rows = max(16, chunk_elements // max(1, gallery.shape[0]))  # few rows: Python overhead per chunk
     chunks = ((s, np.negative(similarity(query[s], gallery, metric))) for s in _chunks(query.shape[0], rows))
-    return _evaluate(chunks, q_pids, q_cams, g_pids, g_cams, cmc_mode, camera_rules, max_rank, True, True)
+    return _evaluate(chunks, q_pids, q_cams, g_pids, g_cams, rules, True, True)
 
 
 def evaluate_distance(
     distmat: np.ndarray, q_pids: np.ndarray, q_cams: np.ndarray, g_pids: np.ndarray, g_cams: np.ndarray,
-    cmc_mode: str = "sysu", camera_rules: Sequence[tuple[int, int]] = (), max_rank: int = 20,
-    chunk_elements: int = 2**17,
+    rules: RankingRules = STANDARD, chunk_elements: int = 2**17,
 ) -> RankingMetrics:
-    """Metrics from a precomputed query x gallery distance matrix (smaller is closer)."""
+    """Metrics from a precomputed query x gallery distance matrix (smaller is closer; the
+    ``metric`` of ``rules`` is not used)."""
     distmat = np.asarray(distmat)
     rows = max(16, chunk_elements // max(1, distmat.shape[1]))
     chunks = ((s, distmat[s]) for s in _chunks(distmat.shape[0], rows))
-    return _evaluate(chunks, q_pids, q_cams, g_pids, g_cams, cmc_mode, camera_rules, max_rank, False, False)
+    return _evaluate(chunks, q_pids, q_cams, g_pids, g_cams, rules, False, False)

@@ -1,4 +1,4 @@
-"""Evaluation protocols (frozen dataclasses) and the result of an evaluation over trials."""
+"""The result of an evaluation over the runs (trials) of a protocol."""
 
 from __future__ import annotations
 
@@ -7,56 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from msareid.errors import UserError
 from msareid.eval.metrics import RankingMetrics
-
-SYSU_MODES = ("all", "indoor")
-SYSU_SAMPLERS = ("agw", "official")
-REGDB_DIRECTIONS = ("visible-to-thermal", "thermal-to-visible")
-SYSU_CAMERA_RULES = ((3, 2),)  # a cam3 query never sees cam2 images: same location
-
-
-@dataclass(frozen=True)
-class SysuProtocol:
-    """SYSU-MM01: search mode, single (1) or multi (10) shot, trials, gallery sampler."""
-
-    mode: str = "all"
-    shots: int = 1
-    trials: int = 10
-    sampler: str = "agw"
-
-    def __post_init__(self) -> None:
-        if self.mode not in SYSU_MODES:
-            raise ValueError(f"mode must be one of {SYSU_MODES}, got {self.mode!r}")
-        if self.shots not in (1, 10):
-            raise ValueError(f"shots must be 1 or 10, got {self.shots}")
-        if not 1 <= self.trials <= 10:
-            raise ValueError(f"trials must be 1..10, got {self.trials}")
-        if self.sampler not in SYSU_SAMPLERS:
-            raise ValueError(f"sampler must be one of {SYSU_SAMPLERS}, got {self.sampler!r}")
-
-    @property
-    def name(self) -> str:
-        shot = "single-shot" if self.shots == 1 else "multi-shot"
-        return f"sysu/{self.mode}/{shot}/{self.sampler}"
-
-
-@dataclass(frozen=True)
-class RegdbProtocol:
-    """RegDB: the trial (1..10) of the model and the search direction."""
-
-    trial: int = 1
-    direction: str = "visible-to-thermal"
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.trial <= 10:
-            raise ValueError(f"trial must be 1..10, got {self.trial}")
-        if self.direction not in REGDB_DIRECTIONS:
-            raise ValueError(f"direction must be one of {REGDB_DIRECTIONS}, got {self.direction!r}")
-
-    @property
-    def name(self) -> str:
-        return f"regdb/trial{self.trial}/{self.direction}"
-
 
 _KEYS = ("rank1", "rank5", "rank10", "rank20", "mAP", "mINP")
 
@@ -68,6 +20,13 @@ class EvalResult:
     protocol: str
     runs: tuple[RankingMetrics, ...]
     details: dict[str, Any] = field(default_factory=dict)  # metric, feature, sampler, ...
+
+    def require_valid_queries(self) -> EvalResult:
+        """``self``, unless no query of any run has a true match: then no figure at all, not zeros."""
+        if all(run.valid_queries == 0 for run in self.runs):
+            raise UserError(f"{self.protocol}: no query has a true match in its gallery (query and gallery share "
+                            "no identity, or the rules remove every match); check the ids and cameras")
+        return self
 
     def mean(self) -> dict[str, Any]:
         """Mean over runs (plain mean), in the JSON form of :meth:`RankingMetrics.as_dict`."""

@@ -7,6 +7,7 @@ generated modalities (Fig. 5), a t-SNE of the modalities' features (Fig. 6) and 
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import os
@@ -15,15 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from msareid.config import Config
-from msareid.data.manifest import read_manifest
+from msareid.data.datasets import open_dataset
 from msareid.data.records import Record
-from msareid.data.regdb import RegDB
-from msareid.data.sources import train_records
-from msareid.data.sysu import SysuMM01
-from msareid.engine import load_trained
 from msareid.errors import UserError
 from msareid.fileio import write_text
 from msareid.inference import evaluate_model, extract_records
+from msareid.models.trained import load_trained
 from msareid.report import figures
 from msareid.report.plots import cmc_plot, training_curves
 from msareid.training.checkpoint import save_json
@@ -46,14 +44,12 @@ def describe(config: Config) -> str:
 
 
 def _test_split(config: Config, root: str) -> tuple[list[Record], list[Record]]:
-    """Query and gallery records shown in the ranking lists (trial 0 of SYSU-MM01)."""
-    if config.data.name == "sysu":
-        ds = SysuMM01(root)
-        return ds.query(), ds.gallery(config.eval.mode, 1, 0, "agw")
-    if config.data.name == "regdb":
-        return RegDB(root, config.data.trial).query_gallery(config.eval.direction)
-    splits = read_manifest(root)
-    return splits["query"], splits["gallery"]
+    """Query and gallery records shown in the ranking lists: the first run of the run's protocol,
+    as it is scored (a transposed run shows its gallery images as the queries)."""
+    from msareid.inference import test_settings
+
+    reader = open_dataset(config.data.name, root, config.data.trial)
+    return reader.test_runs(dataclasses.replace(test_settings(config), trials=1))[0].scored()
 
 
 @dataclass
@@ -82,7 +78,7 @@ def _run(folder: Path, out: Path, root: str | None, index: int) -> RunView:
     files = out.parent / f"{out.stem}_files"
     tag = f"{index}_{folder.name}"
     figs: dict[str, str] = {}
-    rgb, ir = train_records(config.data.name, root, config.data.trial)
+    rgb, ir = open_dataset(config.data.name, root, config.data.trial).train()
     grid = figures.style_grid(model, rgb, ir, config, files / f"{tag}_styles.png")
     if grid is not None:
         figs["styles"], figs["styles_header"] = str(grid[0]), grid[1]

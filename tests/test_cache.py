@@ -5,17 +5,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import write_image
 from msareid.data.cache import ImageCache, default_cache_dir, load_image
 from msareid.errors import UserError
 
 
 @pytest.fixture
-def images(tmp_path: Path) -> list[str]:
+def images(tmp_path: Path, image_writer) -> list[str]:
     paths = []
     for i in range(5):
         p = tmp_path / "img" / f"{i}.png"
-        write_image(p, value=40 * i, size=(10 + i, 20))
+        image_writer(p, value=40 * i, size=(10 + i, 20))
         paths.append(str(p))
     return paths
 
@@ -36,10 +35,10 @@ def test_second_build_reuses_the_file(images: list[str], tmp_path: Path) -> None
     assert second.path == first.path and second.path.stat().st_mtime_ns == stamp
 
 
-def test_changed_source_or_size_builds_a_new_cache(images: list[str], tmp_path: Path) -> None:
+def test_changed_source_or_size_builds_a_new_cache(images: list[str], tmp_path: Path, image_writer) -> None:
     first = ImageCache.build(images, 16, 8, tmp_path / "cache")
     assert ImageCache.build(images, 32, 16, tmp_path / "cache").path != first.path
-    write_image(Path(images[2]), value=255, size=(30, 20))
+    image_writer(Path(images[2]), value=255, size=(30, 20))
     rebuilt = ImageCache.build(images, 16, 8, tmp_path / "cache")
     assert rebuilt.path != first.path
     assert rebuilt[2].min() == 255 and first[2].max() < 255

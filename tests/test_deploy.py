@@ -215,14 +215,12 @@ def test_evaluate_a_checkpoint_on_a_manifest(tiny_checkpoint: Path, synth_sysu: 
 
 
 def test_evaluate_a_checkpoint_with_the_official_sampler(tiny_checkpoint: Path, synth_sysu: Path, tmp_path: Path,
-                                                         capsys: pytest.CaptureFixture) -> None:
-    from test_sysu import _write_rand_perm
-
+                                                         capsys: pytest.CaptureFixture, rand_perm_writer) -> None:
     tree = {}
     for cam_dir in synth_sysu.glob("cam*"):
         for person in cam_dir.iterdir():
             tree.setdefault(int(person.name), {})[int(cam_dir.name[3:])] = len(list(person.iterdir()))
-    _write_rand_perm(tmp_path / "rand_perm_cam.mat", tree, max(tree), np.random.default_rng(0))
+    rand_perm_writer(tmp_path / "rand_perm_cam.mat", tree, max(tree), np.random.default_rng(0))
     argv = ["evaluate", "--checkpoint", str(tiny_checkpoint), "--dataset", "sysu", "--root", str(synth_sysu),
             "--sampler", "official", "--perm", str(tmp_path / "rand_perm_cam.mat"), "--mode", "indoor",
             "--shots", "10", "--trials", "3", "--json"]

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import scipy.io
 
-from conftest import SYSU_TREE
 from msareid.cli import main
 from msareid.data.base import TestSettings
 from msareid.data.records import arrays_of
@@ -105,29 +104,29 @@ def test_regdb_driver_directions(synth_regdb: Path) -> None:
         assert r.runs[0].queries == 12 and r.runs[0].cmc[0] == 1.0 and direction in r.protocol
 
 
-def _official_files(tmp_path: Path, rng: np.random.Generator, dims: int = 8) -> dict:
-    """NAME_cam<c>.mat, rand_perm_cam.mat and test_id.mat in the authors' layout for SYSU_TREE."""
+@pytest.fixture
+def official_files(tmp_path: Path, rand_perm_writer, sysu_counts) -> dict:
+    """NAME_cam<c>.mat, rand_perm_cam.mat and test_id.mat in the authors' layout for the hand-built tree."""
+    rng, dims = np.random.default_rng(3), 8
     n_ids = 7
     feats = {}
     for cam in range(1, 7):
         cells = np.empty((1, n_ids), dtype=object)
         for pid in range(1, n_ids + 1):
-            n = SYSU_TREE.get(pid, {}).get(cam, 0)
+            n = sysu_counts.get(pid, {}).get(cam, 0)
             rows = _identity_features(np.full(n, pid), rng, 1.5) if n else np.zeros((0, 0))
             cells[0, pid - 1] = rows[:, :dims] if n else rows
             feats[(cam, pid)] = cells[0, pid - 1]
         scipy.io.savemat(str(tmp_path / f"net_cam{cam}.mat"), {"feature": cells})
-    from test_sysu import _write_rand_perm
-
-    perms = _write_rand_perm(tmp_path / "rand_perm_cam.mat", SYSU_TREE, n_ids, rng)
+    perms = rand_perm_writer(tmp_path / "rand_perm_cam.mat", sysu_counts, n_ids, rng)
     scipy.io.savemat(str(tmp_path / "test_id.mat"), {"id": np.array([[4, 5, 6]], dtype=np.float64)})
     return {"feats": feats, "perms": perms}
 
 
 def test_official_mode_equals_our_driver_on_the_same_images(
-    sysu_tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+    sysu_tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture, official_files: dict
 ) -> None:
-    files = _official_files(tmp_path, np.random.default_rng(3))
+    files = official_files
     argv = ["evaluate", "--official-sysu", str(tmp_path), "--name", "net",
             "--perm", str(tmp_path / "rand_perm_cam.mat"), "--test-ids", str(tmp_path / "test_id.mat"),
             "--mode", "all", "--shots", "1", "--json"]
@@ -147,8 +146,8 @@ def test_official_mode_equals_our_driver_on_the_same_images(
         assert theirs["mAP"] == pytest.approx(mine.mAP) and theirs["cmc"] == pytest.approx(mine.cmc.tolist())
 
 
-def test_official_mode_missing_variable_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    _official_files(tmp_path, np.random.default_rng(3))
+def test_official_mode_missing_variable_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                official_files: dict) -> None:
     scipy.io.savemat(str(tmp_path / "net_cam3.mat"), {"feats": np.zeros(3)})
     argv = ["evaluate", "--official-sysu", str(tmp_path), "--name", "net",
             "--perm", str(tmp_path / "rand_perm_cam.mat"), "--test-ids", str(tmp_path / "test_id.mat")]

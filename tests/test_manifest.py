@@ -2,23 +2,22 @@ from pathlib import Path
 
 import pytest
 
-from conftest import write_image
 from msareid.data.manifest import Manifest, read_manifest, write_manifest
 from msareid.data.records import Modality, Record
 from msareid.errors import UserError
 
 
 @pytest.fixture
-def manifest(tmp_path: Path) -> Path:
+def manifest(tmp_path: Path, image_writer) -> Path:
     rows = ["path,pid,camera,modality,split"]
     for pid in (7, 9):
         for i in range(2):
-            write_image(tmp_path / "rgb" / f"{pid}_{i}.png")
-            write_image(tmp_path / "ir" / f"{pid}_{i}.png")
+            image_writer(tmp_path / "rgb" / f"{pid}_{i}.png")
+            image_writer(tmp_path / "ir" / f"{pid}_{i}.png")
             rows.append(f"rgb/{pid}_{i}.png,{pid},1,rgb,train")
             rows.append(f"ir/{pid}_{i}.png,{pid},2,ir,train")
-    write_image(tmp_path / "q.png")
-    write_image(tmp_path / "g.png")
+    image_writer(tmp_path / "q.png")
+    image_writer(tmp_path / "g.png")
     rows += ["q.png,20,2,ir,query", "g.png,20,1,rgb,gallery"]
     (tmp_path / "data.csv").write_text("\n".join(rows) + "\n")
     return tmp_path / "data.csv"

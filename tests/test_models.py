@@ -106,6 +106,9 @@ def _images_through_f(model: MSANet, rgb, ir, labels, **kw) -> tuple[dict, int]:
     return terms, seen[0]
 
 
+ALL_PARTS = {"img.target_r2i", "img.source_r2i", "img.target_i2r", "img.source_i2r"}
+
+
 @pytest.mark.parametrize(
     ("r2i", "i2r", "source", "target", "pair_terms", "modalities"),
     [
@@ -113,12 +116,12 @@ def _images_through_f(model: MSANet, rgb, ir, labels, **kw) -> tuple[dict, int]:
         (True, False, "none", "none", set(), 3),  # B + ISA, R2I only
         (False, True, "none", "none", set(), 3),  # B + ISA, I2R only
         (True, True, "none", "none", set(), 4),  # B + ISA
-        (True, False, "ssl_plus", "ssl", {"target_r2i", "source_r2i"}, 3),  # B + ISA + SSC, R2I
-        (False, True, "ssl_plus", "ssl", {"target_i2r", "source_i2r"}, 3),  # B + ISA + SSC, I2R
-        (True, True, "ssl_plus", "ssl", {"target_r2i", "source_r2i", "target_i2r", "source_i2r"}, 4),  # MSA
-        (True, True, "ssl", "ssl", {"target_r2i", "source_r2i", "target_i2r", "source_i2r"}, 4),  # Table 5 row 1
-        (True, True, "ssl_plus", "none", {"source_r2i", "source_i2r"}, 4),  # Table 5 row 3
-        (True, True, "none", "ssl", {"target_r2i", "target_i2r"}, 4),  # Table 5 row 4
+        (True, False, "ssl_plus", "ssl", {"img.target_r2i", "img.source_r2i"}, 3),  # B + ISA + SSC, R2I
+        (False, True, "ssl_plus", "ssl", {"img.target_i2r", "img.source_i2r"}, 3),  # B + ISA + SSC, I2R
+        (True, True, "ssl_plus", "ssl", ALL_PARTS, 4),  # MSA
+        (True, True, "ssl", "ssl", ALL_PARTS, 4),  # Table 5 row 1
+        (True, True, "ssl_plus", "none", {"img.source_r2i", "img.source_i2r"}, 4),  # Table 5 row 3
+        (True, True, "none", "ssl", {"img.target_r2i", "img.target_i2r"}, 4),  # Table 5 row 4
     ],
 )
 def test_ablations_change_terms_and_modalities(r2i, i2r, source, target, pair_terms, modalities) -> None:
@@ -138,15 +141,15 @@ def test_total_combines_the_terms_with_alpha_beta_gamma() -> None:
             p.add_(0.05 * torch.randn_like(p))
     rgb, ir, labels = _batch()
     t = msa_losses(model, rgb, ir, labels, alpha=1.3, beta=1.0, gamma=0.7)
-    img = 1.3 * (t["target_r2i"] + t["target_i2r"]) - 1.0 * (t["source_r2i"] + t["source_i2r"])
+    img = 1.3 * (t["img.target_r2i"] + t["img.target_i2r"]) - 1.0 * (t["img.source_r2i"] + t["img.source_i2r"])
     assert torch.allclose(t["img"], img)
     assert torch.allclose(t["total"], img + 0.7 * t["triplet"] + t["id"])
     # Algorithm 1: the R2I target is IR and its source RGB
     from msareid.losses.image import ssl_loss, ssl_plus_loss
 
     r2i = model.r2i(rgb)
-    assert torch.allclose(t["target_r2i"], ssl_loss(ir, r2i))
-    assert torch.allclose(t["source_r2i"], ssl_plus_loss(rgb, r2i))
+    assert torch.allclose(t["img.target_r2i"], ssl_loss(ir, r2i))
+    assert torch.allclose(t["img.source_r2i"], ssl_plus_loss(rgb, r2i))
 
 
 def test_build_model_from_config() -> None:

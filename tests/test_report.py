@@ -10,7 +10,6 @@ from msareid.cli import main
 from msareid.engine import train
 from msareid.report.build import describe
 from msareid.report.tsne import tsne
-from test_training import _config
 
 
 def test_tsne_keeps_separated_clusters_apart() -> None:
@@ -25,19 +24,19 @@ def test_tsne_keeps_separated_clusters_apart() -> None:
     assert np.array_equal(y, tsne(x, perplexity=10, iterations=300, seed=0))
 
 
-def test_describe_names_the_table_rows(synth_sysu: Path, tmp_path: Path) -> None:
-    cfg = _config(synth_sysu, tmp_path)
+def test_describe_names_the_table_rows(synth_sysu: Path, tmp_path: Path, tiny_config) -> None:
+    cfg = tiny_config(synth_sysu, tmp_path)
     assert describe(cfg) == "MSA"
-    base = _config(synth_sysu, tmp_path, **{"model.r2i": "false", "model.i2r": "false"})
+    base = tiny_config(synth_sysu, tmp_path, **{"model.r2i": "false", "model.i2r": "false"})
     assert describe(base) == "baseline (no ISA)"
-    isa = _config(synth_sysu, tmp_path, **{"loss.source_loss": "none", "loss.target_loss": "none"})
+    isa = tiny_config(synth_sysu, tmp_path, **{"loss.source_loss": "none", "loss.target_loss": "none"})
     assert describe(isa) == "B + ISA (R2I, I2R)"
 
 
-def test_report_of_baseline_and_msa(synth_sysu: Path, tmp_path: Path, capsys) -> None:
+def test_report_of_baseline_and_msa(synth_sysu: Path, tmp_path: Path, capsys, tiny_config) -> None:
     runs = []
     for name, extra in (("baseline", {"model.r2i": "false", "model.i2r": "false"}), ("msa", {})):
-        cfg = _config(synth_sysu, tmp_path / "cache", **{"train.epochs": 1, "eval.trials": 2, **extra})
+        cfg = tiny_config(synth_sysu, tmp_path / "cache", **{"train.epochs": 1, "eval.trials": 2, **extra})
         train(cfg, tmp_path / name, progress=False)
         runs.append(str(tmp_path / name))
     out = tmp_path / "report.html"

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import scipy.io
 
-from conftest import SYSU_TREE
 from msareid.data.records import Modality, label_map, labels_of
 from msareid.data.sysu import SysuMM01
 from msareid.data.sysu_official import RandPerm, load_test_ids
@@ -98,27 +97,10 @@ def test_indoor_valid_queries(sysu_tree: Path) -> None:
         assert sum(r.pid in in_gallery for r in query) == expected
 
 
-def _write_rand_perm(path: Path, tree: dict, n_ids: int, rng: np.random.Generator) -> dict:
-    """rand_perm_cam.mat in the authors' layout: a 6x1 cell of n_ids x 1 cells of 10 x n perms."""
-    perms = {}
-    cells = np.empty((6, 1), dtype=object)
-    for cam in range(1, 7):
-        per_id = np.empty((n_ids, 1), dtype=object)
-        for pid in range(1, n_ids + 1):
-            n = tree.get(pid, {}).get(cam, 0)
-            table = np.stack([rng.permutation(n) + 1 for _ in range(10)]).astype(np.float64) if n else np.zeros((0, 0))
-            per_id[pid - 1, 0] = table
-            perms[(cam, pid)] = table
-        cells[cam - 1, 0] = per_id
-    scipy.io.savemat(str(path), {"rand_perm_cam": cells})
-    return perms
-
-
 @pytest.mark.parametrize(("mode", "shots"), [("all", 1), ("all", 10), ("indoor", 1), ("indoor", 10)])
 def test_official_sampler_takes_the_first_entries_of_the_authors_permutation(
-    sysu_tree: Path, tmp_path: Path, mode: str, shots: int
-) -> None:
-    perms = _write_rand_perm(tmp_path / "rand_perm_cam.mat", SYSU_TREE, 7, np.random.default_rng(0))
+    sysu_tree: Path, tmp_path: Path, mode: str, shots: int, rand_perm_writer, sysu_counts) -> None:
+    perms = rand_perm_writer(tmp_path / "rand_perm_cam.mat", sysu_counts, 7, np.random.default_rng(0))
     perm = RandPerm.load(tmp_path / "rand_perm_cam.mat")
     ds = SysuMM01(sysu_tree)
     cams = (1, 2, 4, 5) if mode == "all" else (1, 2)
@@ -126,7 +108,7 @@ def test_official_sampler_takes_the_first_entries_of_the_authors_permutation(
         expected = []
         for pid in (4, 5, 6):
             for cam in cams:
-                n = SYSU_TREE[pid].get(cam, 0)
+                n = sysu_counts[pid].get(cam, 0)
                 if n:
                     chosen = perms[(cam, pid)][run, :shots].astype(int)
                     expected += [(pid, cam, f"{i:04d}.jpg") for i in chosen]
@@ -147,9 +129,10 @@ def test_mat_file_without_the_variable_is_named(tmp_path: Path) -> None:
         RandPerm.load(tmp_path / "x.mat")
 
 
-def test_permutation_pointing_past_the_folder_is_an_error(sysu_tree: Path, tmp_path: Path) -> None:
-    tree = {pid: {cam: n + 5 for cam, n in cams.items()} for pid, cams in SYSU_TREE.items()}
-    _write_rand_perm(tmp_path / "p.mat", tree, 7, np.random.default_rng(1))
+def test_permutation_pointing_past_the_folder_is_an_error(sysu_tree: Path, tmp_path: Path, rand_perm_writer,
+                                                          sysu_counts) -> None:
+    tree = {pid: {cam: n + 5 for cam, n in cams.items()} for pid, cams in sysu_counts.items()}
+    rand_perm_writer(tmp_path / "p.mat", tree, 7, np.random.default_rng(1))
     with pytest.raises(UserError, match="holds .* images"):
         for run in range(10):
             SysuMM01(sysu_tree).gallery("all", 10, run, "official", RandPerm.load(tmp_path / "p.mat"))

@@ -61,10 +61,10 @@ def test_each_adapter_pairs_its_own_source_and_target(space: str) -> None:
     t = msa_losses(model, rgb, ir, labels)
     rgb_s, ir_s = model.to_isa_space(rgb), model.to_isa_space(ir)
     r2i, i2r = model.r2i(rgb_s), model.i2r(ir_s)
-    assert torch.allclose(t["target_r2i"], ssl_loss(ir_s, r2i))
-    assert torch.allclose(t["source_r2i"], ssl_plus_loss(rgb_s, r2i))
-    assert torch.allclose(t["target_i2r"], ssl_loss(rgb_s, i2r))
-    assert torch.allclose(t["source_i2r"], ssl_plus_loss(ir_s, i2r))
+    assert torch.allclose(t["img.target_r2i"], ssl_loss(ir_s, r2i))
+    assert torch.allclose(t["img.source_r2i"], ssl_plus_loss(rgb_s, r2i))
+    assert torch.allclose(t["img.target_i2r"], ssl_loss(rgb_s, i2r))
+    assert torch.allclose(t["img.source_i2r"], ssl_plus_loss(ir_s, i2r))
     # the swapped pairings give other values, so the checks above can tell them apart
     assert not torch.allclose(ssl_loss(ir_s, r2i), ssl_loss(rgb_s, r2i))
     assert not torch.allclose(ssl_loss(rgb_s, i2r), ssl_loss(ir_s, i2r))
@@ -174,7 +174,7 @@ def test_the_tiny_config_learns_cross_modality_matching(tmp_path: Path) -> None:
     raw = [np.stack([tf(np.asarray(c[i])).flatten().numpy() for i in range(len(c))]) for c in caches]
 
     def map_ir_to_rgb(f_rgb: np.ndarray, f_ir: np.ndarray) -> float:
-        return rank_and_score(f_ir, f_rgb, *arrays_of(ir), *arrays_of(rgb), "cosine", "sysu").mAP
+        return rank_and_score(f_ir, f_rgb, *arrays_of(ir), *arrays_of(rgb), SysuMM01.rules).mAP
 
     learned_map, raw_map = map_ir_to_rgb(*learned), map_ir_to_rgb(*raw)
     assert learned_map > raw_map + 0.15 and learned_map > 2 * raw_map, (learned_map, raw_map)

@@ -115,9 +115,8 @@ class TrainSummary:
     out_dir: Path
     epochs: int
     steps_per_epoch: int
-    last_losses: dict[str, float] = field(default_factory=dict)
+    last_losses: dict[str, float] = field(default_factory=dict)  # this rank's means of the last epoch
     seconds: float = 0.0
-    batches_seen: list[int] = field(default_factory=list)  # first RGB index of each batch of this rank
     rank: int = 0
     model: MSANet | None = None
 
@@ -135,14 +134,29 @@ def train(config: Config, out_dir: str | os.PathLike[str], resume: bool = False,
         distributed.cleanup(env)
 
 
-def _train(config: Config, out: Path, resume: bool, progress: bool, env: DistEnv) -> TrainSummary:
+@dataclass
+class TrainingRun:
+    """What one training process holds: the data, the network, its objective and optimiser."""
+
+    config: Config
+    out: Path
+    env: DistEnv
+    data: TrainData
+    model: MSANet
+    objective: torch.nn.Module  # the MSA objective, wrapped in DistributedDataParallel when distributed
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    log: MetricsLog
+
+    @property
+    def cuda(self) -> bool:
+        return self.env.device.type == "cuda"
+
+
+def build_run(config: Config, out: Path, env: DistEnv, log: MetricsLog, progress: bool = True) -> TrainingRun:
+    """Data, network (on the device), objective (Eq. 11) and Adam optimiser of ``config``."""
     t = config.train
     cuda = env.device.type == "cuda"
-    threads.configure(t.threads)
-    _seed_everything(t.seed, t.deterministic)
-    if env.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        remove_stale_temporaries(out)  # left by a process killed while writing a checkpoint
     data = build_train_data(config, env, progress)
     model = build_model(config, num_classes=len(data.labels))
     model.to(env.device, memory_format=torch.channels_last if (cuda and t.channels_last) else torch.preserve_format)
@@ -154,82 +168,99 @@ def _train(config: Config, out: Path, resume: bool, progress: bool, env: DistEnv
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=t.lr,
                                  weight_decay=t.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=cuda and t.amp)
+    return TrainingRun(config, out, env, data, model, objective, optimizer, scaler, log)
+
+
+def _train(config: Config, out: Path, resume: bool, progress: bool, env: DistEnv) -> TrainSummary:
+    t = config.train
+    threads.configure(t.threads)
+    _seed_everything(t.seed, t.deterministic)
+    if env.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(out)  # left by a process killed while writing a checkpoint
+    log = MetricsLog(out, enabled=False)  # opened below, once the run's folder is settled
+    run = build_run(config, out, env, log, progress)
     epoch, step, running = 0, 0, LossSums()
     if resume:
-        epoch, step, running = _restore(out / "last.pt", model, optimizer, scaler)
+        epoch, step, running = restore_checkpoint(out / "last.pt", run)
     elif env.is_main:
         (out / "metrics.jsonl").unlink(missing_ok=True)  # a run killed before its first checkpoint: start anew
     if env.is_main:
         write_resolved(config, out)  # only now: a refused resume leaves the folder describing its last.pt
-    log = MetricsLog(out, enabled=env.is_main, tensorboard=t.tensorboard)
-    log.write({"event": "resume" if resume else "start", "epoch": epoch, "step": step, "world_size": env.world_size,
-               "ddp": env.distributed, "device": str(env.device), "threads": torch.get_num_threads(),
-               "steps_per_epoch": data.steps_per_epoch,
-               "num_classes": len(data.labels), "config": config_to_dict(config)})
-
-    def save(epoch_done: int, next_step: int, epoch_end: bool) -> None:
-        if not env.is_main:
-            return
-        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-                 "epoch": epoch_done, "step": next_step, "rng": ckpt_io.rng_state(),
-                 "config": config_to_dict(config), "num_classes": len(data.labels),
-                 "label_map": {int(k): int(v) for k, v in data.labels.items()},
-                 "versions": ckpt_io.versions(), "epoch_losses": None if epoch_end else running.state()}
-        ckpt_io.save_atomic(state, out / "last.pt")
-        if epoch_end:
-            _link_or_copy(out / "last.pt", out / f"epoch_{epoch_done:03d}.pt")
-            ckpt_io.prune(out, t.keep_last, t.keep_every)
-        log.write({"event": "checkpoint", "epoch": epoch_done, "step": next_step, "path": str(out / "last.pt")})
-
-    summary = TrainSummary(out, t.epochs, data.steps_per_epoch, rank=env.rank)
-    start = time.perf_counter()
-    seen = _BatchRecorder(data.sampler)
+    run.log = MetricsLog(out, enabled=env.is_main, tensorboard=t.tensorboard)
+    run.log.write({"event": "resume" if resume else "start", "epoch": epoch, "step": step,
+                   "world_size": env.world_size, "ddp": env.distributed, "device": str(env.device),
+                   "threads": torch.get_num_threads(), "steps_per_epoch": run.data.steps_per_epoch,
+                   "num_classes": len(run.data.labels), "config": config_to_dict(config)})
+    start, losses = time.perf_counter(), {}
     while epoch < t.epochs:
-        data.sampler.set_epoch(epoch, start=step)
         lr = lr_at(epoch, t.lr, t.warmup_epochs, t.milestones, t.lr_decay)
-        current = epoch
-
-        def on_step(done: int, current: int = current) -> None:
-            seen.record(current, done)
-            if t.checkpoint_every and done % t.checkpoint_every == 0 and done < data.steps_per_epoch:
-                save(current, done, epoch_end=False)
-
-        losses = train_one_epoch(objective, data.loader, optimizer, scaler, lr, epoch, step, data.steps_per_epoch,
-                                 env, log, t.log_every, amp=cuda and t.amp, channels_last=cuda and t.channels_last,
-                                 on_step=on_step, progress=progress, sums=running)
+        losses = _train_epoch(run, epoch, step, lr, running, progress)
         epoch, step, running = epoch + 1, 0, LossSums()
-        log.write({"event": "epoch", "epoch": epoch, "lr": lr, **losses})
-        save(epoch, 0, epoch_end=True)
+        run.log.write({"event": "epoch", "epoch": epoch, "lr": lr, "losses": losses})
+        save_checkpoint(run, epoch, 0, None)
         if t.eval_every and epoch % t.eval_every == 0 and env.is_main:
-            log.write({"event": "eval", "epoch": epoch, **_evaluate_during_training(model, config, env)})
+            run.log.write({"event": "eval", "epoch": epoch, **_evaluate_during_training(run.model, config, env)})
         env.barrier()
-        summary.last_losses = losses
-    summary.seconds = time.perf_counter() - start
-    summary.batches_seen = seen.first_indices
-    summary.model = model
-    log.write({"event": "end", "epoch": epoch, "seconds": round(summary.seconds, 3)})
-    log.close()
-    return summary
+    seconds = time.perf_counter() - start
+    run.log.write({"event": "end", "epoch": epoch, "seconds": round(seconds, 3)})
+    run.log.close()
+    return TrainSummary(out, t.epochs, run.data.steps_per_epoch, losses, seconds, env.rank, run.model)
 
 
-def _restore(path: Path, model: MSANet, optimizer: torch.optim.Optimizer,
-             scaler: torch.amp.GradScaler) -> tuple[int, int, LossSums]:
-    """Load ``path`` into the model, optimiser, scaler and random generators; returns the epoch, the
-    step and the loss sums of that epoch's steps before it.
+def _train_epoch(run: TrainingRun, epoch: int, step: int, lr: float, sums: LossSums,
+                 progress: bool) -> dict[str, float]:
+    """Steps ``step``.. of epoch ``epoch`` (0-based), checkpointing every ``train.checkpoint_every``
+    steps within it; returns the mean of each loss term over the epoch's steps."""
+    t, steps = run.config.train, run.data.steps_per_epoch
+    run.data.sampler.set_epoch(epoch, start=step)
+
+    def checkpoint_within_epoch(done: int) -> None:
+        if t.checkpoint_every and done % t.checkpoint_every == 0 and done < steps:
+            save_checkpoint(run, epoch, done, sums)
+
+    return train_one_epoch(run.objective, run.data.loader, run.optimizer, run.scaler, lr, epoch, step, steps,
+                           run.env, run.log, t.log_every, amp=run.cuda and t.amp,
+                           channels_last=run.cuda and t.channels_last, on_step=checkpoint_within_epoch,
+                           progress=progress, sums=sums)
+
+
+def save_checkpoint(run: TrainingRun, epoch: int, step: int, sums: LossSums | None) -> None:
+    """Write ``last.pt`` atomically (rank 0 only): the state after ``step`` steps of epoch ``epoch``
+    (``step`` 0: the end of epoch ``epoch``, also kept as ``epoch_NNN.pt``); ``sums`` are the loss
+    sums of the epoch so far, so a resumed epoch reports the mean over all its steps."""
+    if not run.env.is_main:
+        return
+    t, out, labels = run.config.train, run.out, run.data.labels
+    state = {"model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
+             "scaler": run.scaler.state_dict(), "epoch": epoch, "step": step, "rng": ckpt_io.rng_state(),
+             "config": config_to_dict(run.config), "num_classes": len(labels),
+             "label_map": {int(k): int(v) for k, v in labels.items()}, "versions": ckpt_io.versions(),
+             "epoch_losses": None if sums is None else sums.state()}
+    ckpt_io.save_atomic(state, out / "last.pt")
+    if sums is None:
+        _link_or_copy(out / "last.pt", out / f"epoch_{epoch:03d}.pt")
+        ckpt_io.prune(out, t.keep_last, t.keep_every)
+    run.log.write({"event": "checkpoint", "epoch": epoch, "step": step, "path": str(out / "last.pt")})
+
+
+def restore_checkpoint(path: Path, run: TrainingRun) -> tuple[int, int, LossSums]:
+    """Load ``path`` into the run's model, optimiser, scaler and the random generators; returns the
+    epoch, the step and the loss sums of that epoch's steps before it.
 
     A checkpoint that does not fit the model of the config (another backbone, dataset or ISA
     setting given with ``--set``) is refused before anything of the run is changed.
     """
     state = ckpt_io.load_checkpoint(path)
     try:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        run.model.load_state_dict(state["model"])
+        run.optimizer.load_state_dict(state["optimizer"])
     except (RuntimeError, ValueError, KeyError) as exc:
         first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0][:160]
         raise UserError(f"{path} does not fit the model of this config ({first}); resume without changing "
                         "the backbone, dataset or ISA settings, or start a new run with --out") from None
-    if state["scaler"] or not scaler.is_enabled():  # a CPU checkpoint holds no scaler state for a GPU
-        scaler.load_state_dict(state["scaler"])
+    if state["scaler"] or not run.scaler.is_enabled():  # a CPU checkpoint holds no scaler state for a GPU
+        run.scaler.load_state_dict(state["scaler"])
     ckpt_io.set_rng_state(state["rng"])
     return int(state["epoch"]), int(state["step"]), LossSums.from_state(state.get("epoch_losses"))
 
@@ -242,21 +273,6 @@ def _evaluate_during_training(model: MSANet, config: Config, env: DistEnv) -> di
     results = evaluate_model(model, config, config.data.name, config.data.root, env.device)
     mean = results["bnneck"].mean()
     return {"protocol": results["bnneck"].protocol, **{k: mean[k] for k in ("rank1", "rank10", "mAP", "mINP")}}
-
-
-class _BatchRecorder:
-    """Remembers the first RGB index of every batch this rank trained on (for checks and tests)."""
-
-    def __init__(self, sampler: CrossModalitySampler) -> None:
-        self.sampler = sampler
-        self.first_indices: list[int] = []
-        self._epoch, self._batches = -1, []
-
-    def record(self, epoch: int, done: int) -> None:
-        if epoch != self._epoch:
-            s = self.sampler
-            self._epoch, self._batches = epoch, s.epoch_batches()[s.rank :: s.world_size]
-        self.first_indices.append(self._batches[done - 1][0][0])
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:

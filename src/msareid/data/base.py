@@ -161,7 +161,7 @@ def format_summary(summary: dict[str, Any]) -> str:
             for k, v in value.items():
                 walk(f"{prefix}.{k}" if prefix else k, v)
         else:
-            lines.append(f"  {prefix:<28} {value:>8,}")
+            lines.append(f"  {prefix:<34} {value:>8,}")
 
     walk("", {k: v for k, v in summary.items() if k not in ("dataset", "trial")})
     return "\n".join(lines)

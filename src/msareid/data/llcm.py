@@ -166,8 +166,8 @@ class LLCM(DatasetReader):
         query_side, gallery_side = ("nir", "vis") if direction == "ir-to-visible" else ("vis", "nir")
         query = self.test_images_of(query_side)
         transposed = direction == "visible-to-ir"
-        return [TestRun(f"trial {t}", query, self.sampled_gallery(gallery_side, t), transposed,
-                        {"trial": t, "direction": direction, "transposed": transposed, "sampler": "reference"})
+        details = {"direction": direction, "sampler": "reference", **({"transposed": True} if transposed else {})}
+        return [TestRun(f"trial {t}", query, self.sampled_gallery(gallery_side, t), transposed, {"trial": t, **details})
                 for t in range(settings.trials)]
 
     def summary(self, verify: bool = False) -> dict[str, Any]:

@@ -11,7 +11,8 @@ recipes apply to all four modalities after ISA instead of to the inputs.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -19,6 +20,9 @@ from torch import nn
 from msareid.losses.feature import id_loss, multi_modality_triplet
 from msareid.losses.image import pair_loss
 from msareid.models.msa import MSANet
+
+TOTAL = "total"  # the term that is minimised (Eq. 11)
+T = TypeVar("T")
 
 
 def msa_losses(
@@ -36,11 +40,14 @@ def msa_losses(
     sigma: float = 1.5,
     erase: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
-    """All terms of a step: ``total``, ``id``, ``triplet``, ``img`` and each pair term.
+    """All terms of a step, in order: ``total`` (Eq. 11, what is minimised), ``id``, ``triplet``,
+    ``img`` (Eq. 9), then the parts of ``img``.
 
-    RGB sample k and IR sample k share the identity ``labels[k]``. The pair terms are named
-    ``target_r2i`` (X_t = IR), ``source_r2i`` (X_s = RGB), ``target_i2r`` (X_t = RGB) and
-    ``source_i2r`` (X_s = IR); absent adapters and ``"none"`` losses leave theirs out. F sees RGB, IR
+    A part of a term is named ``<term>.<part>`` and every name without a dot is a term of Eq. 11:
+    progress lines, logs and plots show whatever terms this returns (:func:`headline`). The parts of
+    ``img`` are ``img.target_r2i`` (X_t = IR), ``img.source_r2i`` (X_s = RGB), ``img.target_i2r``
+    (X_t = RGB) and ``img.source_i2r`` (X_s = IR); absent adapters and ``"none"`` losses leave theirs
+    out. RGB sample k and IR sample k share the identity ``labels[k]``. F sees RGB, IR
     and the generated modalities in one batch; ``erase`` (if given) augments that batch first.
     """
     if rgb.shape != ir.shape or rgb.shape[0] != labels.shape[0]:
@@ -48,28 +55,32 @@ def msa_losses(
     rgb_s, ir_s = model.to_isa_space(rgb), model.to_isa_space(ir)
     generated = model.adapt(rgb_s, ir_s)
     pairs = {"r2i": (rgb_s, ir_s), "i2r": (ir_s, rgb_s)}  # name -> (source, target)
-    terms: dict[str, torch.Tensor] = {}
+    parts: dict[str, torch.Tensor] = {}
     img = rgb.new_zeros(())
     for name, adapted in generated.items():
         source, target = pairs[name]
         t = pair_loss(target_loss, target, adapted, window_size, sigma)
         s = pair_loss(source_loss, source, adapted, window_size, sigma)
         if t is not None:
-            terms[f"target_{name}"] = t
+            parts[f"img.target_{name}"] = t
             img = img + alpha * t
         if s is not None:
-            terms[f"source_{name}"] = s
+            parts[f"img.source_{name}"] = s
             img = img - beta * s
     images = torch.cat([rgb, ir, *(model.from_isa_space(g) for g in generated.values())])
     if erase is not None:
         images = erase(images)
     all_labels = labels.repeat(2 + len(generated))  # blocks: RGB, IR, then each generated one
     out = model.embed(images)
-    terms["id"] = id_loss(out.logits, all_labels)
-    terms["triplet"] = multi_modality_triplet(out.pooled, all_labels, margin)
-    terms["img"] = img
-    terms["total"] = img + gamma * terms["triplet"] + terms["id"]
-    return terms
+    identity = id_loss(out.logits, all_labels)
+    triplet = multi_modality_triplet(out.pooled, all_labels, margin)
+    total = img + gamma * triplet + identity
+    return {TOTAL: total, "id": identity, "triplet": triplet, "img": img, **parts}
+
+
+def headline(terms: Mapping[str, T]) -> dict[str, T]:
+    """The terms of Eq. 11 among ``terms`` (names without a dot), in their order."""
+    return {k: v for k, v in terms.items() if "." not in k}
 
 
 class MSAObjective(nn.Module):

@@ -37,15 +37,21 @@ def cmc_plot(curves: dict[str, Sequence[float]], path: str | os.PathLike[str], t
 
 
 def training_curves(runs: dict[str, list[dict[str, Any]]], path: str | os.PathLike[str]) -> Path:
-    """Per-epoch mean loss terms of each run (from metrics.jsonl)."""
-    terms = ("total", "id", "triplet", "img")
-    fig, axes = plt.subplots(1, len(terms), figsize=(3.2 * len(terms), 2.8))
+    """Per-epoch mean loss terms of each run (from metrics.jsonl): one panel for every term of
+    Eq. 11 the runs logged (a part such as ``img.target_r2i`` stays in the log only)."""
+    from msareid.losses.objective import headline
+
+    epochs = {name: [r for r in records if r.get("event") == "epoch" and "losses" in r]
+              for name, records in runs.items()}
+    terms = list(dict.fromkeys(k for rs in epochs.values() for r in rs for k in headline(r["losses"]))) or ["total"]
+    fig, axes = plt.subplots(1, len(terms), figsize=(3.2 * len(terms), 2.8), squeeze=False)
+    axes = axes[0]
     for ax, term in zip(axes, terms):
-        for name, records in runs.items():
-            epochs = [r for r in records if r.get("event") == "epoch" and term in r]
-            if epochs:
-                ax.plot([r["epoch"] for r in epochs], [r[term] for r in epochs], label=name)
-        ax.set(title=f"L_{term}" if term != "total" else "L_total", xlabel="epoch")
+        for name, rs in epochs.items():
+            points = [(r["epoch"], r["losses"][term]) for r in rs if term in r["losses"]]
+            if points:
+                ax.plot(*zip(*points), label=name)
+        ax.set(title=f"L_{term}", xlabel="epoch")
         ax.grid(alpha=0.3)
     axes[0].legend()
     return _save(fig, path)

@@ -13,6 +13,7 @@ from torch import nn
 from tqdm import tqdm
 
 from msareid.errors import UserError
+from msareid.losses.objective import TOTAL, headline
 from msareid.training.distributed import DistEnv
 from msareid.training.logs import MetricsLog
 
@@ -100,7 +101,7 @@ def train_one_epoch(
             terms = objective(rgb, ir, labels)
         _check_finite(terms, epoch, step, env)
         optimizer.zero_grad(set_to_none=True)
-        scaler.scale(terms["total"]).backward()
+        scaler.scale(terms[TOTAL]).backward()
         scaler.step(optimizer)
         scaler.update()
         values = {k: float(v.detach()) for k, v in terms.items()}
@@ -108,17 +109,16 @@ def train_one_epoch(
         count += 1
         images += 2 * rgb.shape[0] * env.world_size
         rate = images / max(time.perf_counter() - start, 1e-9)
-        bar.set_postfix(loss=f"{values['total']:.3f}", id=f"{values['id']:.3f}", tri=f"{values['triplet']:.3f}",
-                        img=f"{values['img']:.3f}", ips=f"{rate:.0f}")
+        bar.set_postfix({**{k: f"{v:.3f}" for k, v in headline(values).items()}, "ips": f"{rate:.0f}"})
         bar.update(1)
         if (step + 1) % log_every == 0 or step + 1 == steps:
             log.write({"event": "step", "epoch": epoch + 1, "step": step + 1, "steps": steps, "lr": lr,
-                       "images_per_s": rate, **values})
+                       "images_per_s": rate, "losses": values})
         if on_step is not None:
             on_step(step + 1)
     bar.close()
     means = sums.means()
     if progress and env.is_main and not live and count:
-        terms = " ".join(f"{k} {means[k]:.3f}" for k in ("total", "id", "triplet", "img"))
+        terms = " ".join(f"{k} {v:.3f}" for k, v in headline(means).items())
         print(f"epoch {epoch + 1}: {terms}, lr {lr:.2e}, {rate:.0f} images/s", flush=True)
     return means

@@ -39,6 +39,8 @@ class MetricsLog:
             for key, value in record.items():
                 if isinstance(value, (int, float)) and key not in ("time", "epoch", "step", "steps"):
                     self._tb.add_scalar(f"train/{key}", value, step)
+            for key, value in record.get("losses", {}).items():  # every term and part, by its name
+                self._tb.add_scalar(f"loss/{key.replace('.', '/')}", value, step)
 
     def close(self) -> None:
         if self._tb is not None:

@@ -16,7 +16,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from msareid.config import config_from_dict, config_to_dict, load_config, parse_override
+    from msareid.config import config_from_dict, load_config, with_overrides
     from msareid.engine import train
     from msareid.errors import UserError
     from msareid.training.checkpoint import load_checkpoint
@@ -25,11 +25,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UserError("give either --out RUN_DIR (a new run) or --resume RUN_DIR (continue a run)")
     if args.resume:
         out = Path(args.resume)
-        raw = config_to_dict(config_from_dict(load_checkpoint(out / "last.pt")["config"], str(out / "last.pt")))
-        for text in args.set:  # e.g. more epochs for a run that already finished
-            section, key, value = parse_override(text)
-            raw.setdefault(section, {})[key] = value
-        config = config_from_dict(raw, f"{out / 'last.pt'} with --set")
+        saved = config_from_dict(load_checkpoint(out / "last.pt")["config"], str(out / "last.pt"))
+        # --set e.g. more epochs for a run that already finished
+        config = with_overrides(saved, args.set, source=f"{out / 'last.pt'} with --set")
     else:
         out = Path(args.out)
         if (out / "last.pt").exists():

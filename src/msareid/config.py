@@ -50,7 +50,7 @@ class SamplerConfig:
 class ModelConfig:
     """The network: embedding net F and which ISA modules exist (Table 4 rows)."""
 
-    backbone: str = "resnet50"  # resnet50 | densenet121 | resnet18 | tiny
+    backbone: str = "resnet50"  # a name of msareid.models.backbones.BACKBONES: resnet50 | densenet121 | resnet18 | tiny
     pretrained: str = "imagenet"  # imagenet (torchvision weights API) | none | path to a state dict
     last_stride: int = 1
     r2i: bool = True  # the RGB -> R2I style adapter
@@ -138,7 +138,6 @@ class Config:
 
 _CHOICES: dict[str, tuple[Any, ...]] = {
     "eval.shots": (1, 10),
-    "model.backbone": ("resnet50", "densenet121", "resnet18", "tiny"),
     "model.isa_init": ("dirac", "default"),
     "model.isa_space": ("normalized", "unit"),
     "data.erasing_stage": ("before_isa", "after_isa"),
@@ -182,7 +181,12 @@ def _coerce(key: str, value: Any, expected: Any) -> Any:
 
 
 def choices_of(key: str) -> tuple[Any, ...] | None:
-    """The valid values of ``key``; dataset names and directions come from the dataset mapping."""
+    """The valid values of ``key``; dataset names and directions come from the dataset mapping,
+    backbone names from the backbone table."""
+    if key == "model.backbone":
+        from msareid.models.backbones import BACKBONES
+
+        return tuple(BACKBONES)
     if key in ("data.name", "eval.direction"):
         from msareid.data import datasets
 

@@ -1,25 +1,73 @@
 """Backbones that map an image batch to feature maps: the ResNet-50 and DenseNet-121 of Table 4,
 ResNet-18, and a tiny CNN that trains in minutes on a CPU.
 
+Each backbone is one entry of :data:`BACKBONES`: how to make the network (random weights), the
+torchvision weights of its ImageNet training, the prefix of its ImageNet classifier, and how to
+cut the feature-map body out of it. Adding one is adding an entry (README, "Extending msareid").
+
 Pretrained ImageNet weights come from torchvision's weights API (``pretrained = "imagenet"``) or a
 local state-dict file (``pretrained = "/path/to/file.pth"``); ``"none"`` starts from random weights.
+Torch is imported when a backbone is built, so the names can be read (config validation) without it.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
-
-import torch
-import torchvision
-from torch import nn
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from msareid.errors import UserError
 
-BACKBONES = ("resnet50", "densenet121", "resnet18", "tiny")
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """One backbone: ``make()`` builds the whole network with random weights; ``body(net,
+    last_stride)`` returns the feature-map module and its channels; ``imagenet`` names the
+    torchvision weights (``"ResNet50_Weights.IMAGENET1K_V1"``, empty: none); ``head`` is the key
+    prefix of the ImageNet classifier, left out when weights are loaded."""
+
+    make: Callable[[], nn.Module]
+    body: Callable[[nn.Module, int], tuple[nn.Module, int]]
+    imagenet: str = ""
+    head: str | None = None
+
+
+def _torchvision(arch: str) -> Callable[[], nn.Module]:
+    def make() -> nn.Module:
+        import torchvision
+
+        return getattr(torchvision.models, arch)(weights=None)
+
+    return make
+
+
+def _resnet_body(net: Any, last_stride: int) -> tuple[nn.Module, int]:
+    """Everything before the pooling; ``last_stride`` in the last stage (1 in the paper, section
+    4.1: the ResNet v1.5 stride sits in the 3x3 convolution and the shortcut)."""
+    from torch import nn
+
+    block = net.layer4[0]
+    (block.conv2 if hasattr(block, "conv3") else block.conv1).stride = (last_stride, last_stride)
+    block.downsample[0].stride = (last_stride, last_stride)
+    body = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3, net.layer4)
+    return body, net.fc.in_features
+
+
+def _densenet_body(net: Any, last_stride: int) -> tuple[nn.Module, int]:
+    """The dense blocks and the final ReLU; DenseNet keeps its own strides."""
+    from torch import nn
+
+    return nn.Sequential(net.features, nn.ReLU(inplace=True)), net.classifier.in_features
 
 
 def _tiny() -> nn.Module:
+    from torch import nn
+
     def block(cin: int, cout: int, stride: int) -> list[nn.Module]:
         return [nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
 
@@ -27,17 +75,31 @@ def _tiny() -> nn.Module:
                          *block(128, 256, 1))
 
 
-def _weights_enum(name: str):
-    return {
-        "resnet50": torchvision.models.ResNet50_Weights.IMAGENET1K_V1,
-        "resnet18": torchvision.models.ResNet18_Weights.IMAGENET1K_V1,
-        "densenet121": torchvision.models.DenseNet121_Weights.IMAGENET1K_V1,
-    }[name]
+def _whole(net: nn.Module, last_stride: int) -> tuple[nn.Module, int]:
+    """The network is the body; its channels are those of its last convolution."""
+    convs = [m for m in net.modules() if hasattr(m, "out_channels")]
+    return net, int(convs[-1].out_channels)
+
+
+BACKBONES: dict[str, Backbone] = {
+    "resnet50": Backbone(_torchvision("resnet50"), _resnet_body, "ResNet50_Weights.IMAGENET1K_V1", "fc."),
+    "densenet121": Backbone(_torchvision("densenet121"), _densenet_body, "DenseNet121_Weights.IMAGENET1K_V1",
+                            "classifier."),
+    "resnet18": Backbone(_torchvision("resnet18"), _resnet_body, "ResNet18_Weights.IMAGENET1K_V1", "fc."),
+    "tiny": Backbone(_tiny, _whole),
+}
+
+
+def _weights_enum(name: str) -> Any:
+    import torchvision
+
+    cls, member = BACKBONES[name].imagenet.split(".")
+    return getattr(getattr(torchvision.models, cls), member)
 
 
 def _imagenet_state(name: str) -> dict[str, torch.Tensor]:
-    if name == "tiny":
-        raise UserError("model.pretrained: the tiny backbone has no ImageNet weights; use pretrained = \"none\"")
+    if not BACKBONES[name].imagenet:
+        raise UserError(f"model.pretrained: the {name} backbone has no ImageNet weights; use pretrained = \"none\"")
     weights = _weights_enum(name)
     try:
         return weights.get_state_dict(progress=False)
@@ -50,6 +112,8 @@ def _imagenet_state(name: str) -> dict[str, torch.Tensor]:
 
 
 def _file_state(path: str) -> dict[str, torch.Tensor]:
+    import torch
+
     if not os.path.isfile(path):
         raise UserError(f"model.pretrained: {path} does not exist (expected \"imagenet\", \"none\" or a .pth file)")
     try:
@@ -78,39 +142,14 @@ def _load(model: nn.Module, state: dict[str, torch.Tensor], source: str, head: s
         raise UserError(f"{source} does not fit this backbone: missing {missing[:3]}, unexpected {unexpected[:3]}")
 
 
-_BUILDERS: dict[str, tuple[Callable[[], nn.Module], str]] = {
-    "resnet50": (lambda: torchvision.models.resnet50(weights=None), "fc."),
-    "resnet18": (lambda: torchvision.models.resnet18(weights=None), "fc."),
-    "densenet121": (lambda: torchvision.models.densenet121(weights=None), "classifier."),
-}
-
-
 def build_backbone(name: str, pretrained: str = "none", last_stride: int = 1) -> tuple[nn.Module, int]:
-    """A module mapping (B, 3, H, W) images to (B, C, h, w) maps, and C.
-
-    ResNets use ``last_stride`` in their last stage (1 in the paper, section 4.1: the ResNet-50
-    v1.5 stride sits in the 3x3 convolution and the shortcut); DenseNet-121 keeps its own strides.
-    """
+    """A module mapping (B, 3, H, W) images to (B, C, h, w) maps, and C (see :class:`Backbone`)."""
     if name not in BACKBONES:
-        raise ValueError(f"backbone must be one of {BACKBONES}, got {name!r}")
-    if name == "tiny":
-        body = _tiny()
-        if pretrained == "imagenet":
-            _imagenet_state(name)  # explains that there are none
-        elif pretrained != "none":
-            _load(body, _file_state(pretrained), pretrained, head=None)
-        return body, 256
-    build, head = _BUILDERS[name]
-    model = build()
+        raise ValueError(f"backbone must be one of {tuple(BACKBONES)}, got {name!r}")
+    spec = BACKBONES[name]
+    net = spec.make()
     if pretrained == "imagenet":
-        _load(model, _imagenet_state(name), f"the ImageNet weights of {name}", head)
+        _load(net, _imagenet_state(name), f"the ImageNet weights of {name}", spec.head)
     elif pretrained != "none":
-        _load(model, _file_state(pretrained), pretrained, head)
-    if name.startswith("resnet"):
-        block = model.layer4[0]
-        (block.conv2 if hasattr(block, "conv3") else block.conv1).stride = (last_stride, last_stride)
-        block.downsample[0].stride = (last_stride, last_stride)
-        body = nn.Sequential(model.conv1, model.bn1, model.relu, model.maxpool,
-                             model.layer1, model.layer2, model.layer3, model.layer4)
-        return body, model.fc.in_features
-    return nn.Sequential(model.features, nn.ReLU(inplace=True)), model.classifier.in_features
+        _load(net, _file_state(pretrained), pretrained, spec.head)
+    return spec.body(net, last_stride)

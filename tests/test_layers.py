@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "msareid"
@@ -57,3 +58,36 @@ def test_no_dataset_is_chosen_by_name_outside_its_reader() -> None:
                 if any(v in names for v in literals):
                     offenders.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
     assert not offenders, offenders
+
+
+def test_a_dataset_is_one_reader_and_one_entry(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture, synth_regdb: Path) -> None:
+    """The README's walkthrough: a reader class plus an entry in DATASETS, and the command line,
+    the config and evaluation know the new name."""
+    from msareid.cli import main
+    from msareid.config import load_config
+    from msareid.data.datasets import DATASETS
+    from msareid.data.regdb import RegDB
+    from msareid.eval.rules import RankingRules
+
+    class Mirror(RegDB):  # RegDB's layout under another name and other rules
+        name = "mirror"
+        title = "Mirror"
+        rules = RankingRules("mirror", cmc="identity")
+        directions = ("visible-to-thermal",)
+
+        def summary(self, verify: bool = False) -> dict:
+            return {**super().summary(verify), "dataset": self.name}
+
+    monkeypatch.setitem(DATASETS, "mirror", Mirror)
+    assert main(["check-data", "mirror", "--root", str(synth_regdb), "--json"]) == 0
+    assert '"dataset": "mirror"' in capsys.readouterr().out
+    assert load_config(None, ["data.name=mirror"]).data.name == "mirror"
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 5, 30)
+    np.savez(tmp_path / "f.npz", query_feat=rng.normal(size=(30, 4)), gallery_feat=rng.normal(size=(30, 4)),
+             query_pid=ids, gallery_pid=ids, query_cam=np.ones(30, int), gallery_cam=np.full(30, 2))
+    assert main(["evaluate", "--features", str(tmp_path / "f.npz"), "--protocol", "mirror", "--json"]) == 0
+    assert '"rules": "mirror"' in capsys.readouterr().out
+    assert main(["synth", "mirror", "--out", str(tmp_path / "m"), "--ids", "4"]) == 0  # inherits RegDB's writer
+    assert (tmp_path / "m" / "idx" / "train_visible_1.txt").is_file()

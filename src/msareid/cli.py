@@ -39,8 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ids", type=int, default=40, help="number of identities (default 40)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=1, help="processes that render (default 1)")
-    for name in synthetic_names():
-        DATASETS[name].add_synth_arguments(p)
+    hooks = {DATASETS[name].add_synth_arguments.__func__: DATASETS[name] for name in synthetic_names()}
+    for hook, cls in hooks.items():  # each reader's own options once (a subclass may share its parent's)
+        hook(cls, p)
     p.set_defaults(func=data_cmd.cmd_synth)
 
     p = sub.add_parser("check-data", parents=[common], help="validate a dataset root and summarise it")

@@ -141,3 +141,18 @@ def test_the_command_line_starts_without_torch() -> None:
 
     code = "import sys, msareid.cli; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_evaluating_a_feature_file_does_not_import_torch(tmp_path: Path) -> None:
+    """``evaluate --features`` is NumPy work: the whole process stays free of torch (start-up)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 4, 20)
+    np.savez(tmp_path / "f.npz", query_feat=rng.normal(size=(20, 8)), gallery_feat=rng.normal(size=(20, 8)),
+             query_pid=ids, gallery_pid=ids, query_cam=np.full(20, 3), gallery_cam=np.ones(20, dtype=int))
+    code = ("import sys; from msareid.cli import main; "
+            f"rc = main(['evaluate', '--features', {str(tmp_path / 'f.npz')!r}, '--protocol', 'sysu', "
+            f"'--out', {str(tmp_path / 'r.json')!r}]); sys.exit(rc or 3 * ('torch' in sys.modules))")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
+    assert (tmp_path / "r.json").is_file()

@@ -68,7 +68,7 @@ def protocol_of(args: argparse.Namespace, base: EvalConfig) -> EvalConfig:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from msareid.training.checkpoint import save_json
+    from msareid.fileio import save_json
 
     if args.checkpoint:
         from msareid import threads

@@ -14,6 +14,7 @@ from msareid.data.sysu import GALLERY_CAMERAS, IR_CAMERAS, SysuMM01
 from msareid.data.sysu_official import RandPerm, load_mat_variable
 from msareid.errors import UserError
 from msareid.eval.driver import Rerank, rank_and_score
+from msareid.eval.gallery import mmap_member
 from msareid.eval.metrics import RankingMetrics, evaluate_features
 from msareid.eval.protocols import EvalResult
 from msareid.eval.rules import RankingRules
@@ -43,7 +44,10 @@ def load_feature_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
         raise UserError(f"feature file {path} does not exist")
     try:
         with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
+            names = list(data.files)
+        # uncompressed members are memory-mapped (no CRC pass, no copy: the features are read once,
+        # when converted for ranking); compressed ones are read whole
+        arrays = {k: mmap_member(path, k) for k in names}
     except (OSError, ValueError, EOFError, KeyError, IndexError, zipfile.BadZipFile) as exc:
         raise UserError(f"{path} is not a readable .npz file ({exc.__class__.__name__}: {exc})") from None
     for key in NPZ_KEYS:

@@ -44,7 +44,7 @@ def save_features(path: str | os.PathLike, feat: np.ndarray, paths: list[str], p
     return Path(path)
 
 
-def _mmap_member(path: Path, name: str) -> np.ndarray:
+def mmap_member(path: Path, name: str) -> np.ndarray:
     """Memory-map an uncompressed ``.npy`` member of a zip archive."""
     with zipfile.ZipFile(path) as archive:
         info = archive.getinfo(f"{name}.npy")
@@ -62,6 +62,10 @@ def _mmap_member(path: Path, name: str) -> np.ndarray:
                 return np.lib.format.read_array(member)
         shape, fortran, dtype = readers[version](handle)
         offset = handle.tell()
+    if dtype.hasobject:
+        raise ValueError(f"{name} holds Python objects, which are not read (allow_pickle is off)")
+    if int(np.prod(shape)) == 0:  # nothing to map
+        return np.empty(shape, dtype=dtype)
     return np.memmap(path, dtype=dtype, mode="r", shape=shape, offset=offset, order="F" if fortran else "C")
 
 
@@ -80,7 +84,7 @@ class FeatureFile:
                 self.paths = data["paths"]
                 self.pid, self.cam, self.modality = data["pid"], data["cam"], data["modality"]
                 self.model_id = str(data["model_id"]) if "model_id" in data.files else ""
-            self.feat = _mmap_member(self.path, "feat")
+            self.feat = mmap_member(self.path, "feat")
         except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
             raise UserError(f"{self.path} is not a readable feature file ({exc})") from None
         if self.feat.ndim != 2 or self.feat.shape[0] != len(self.paths):

@@ -48,7 +48,7 @@ class RankingMetrics:
 def l2_normalize(x: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length (zero rows stay zero)."""
     x = np.asarray(x, dtype=np.float32)
-    norm = np.linalg.norm(x, axis=1, keepdims=True)
+    norm = np.sqrt(np.einsum("ij,ij->i", x, x))[:, None]  # one pass; linalg.norm makes a squared copy
     return x / np.maximum(norm, 1e-12)
 
 
@@ -93,7 +93,7 @@ class _Accumulator:
         return RankingMetrics(self.cmc / n, self.ap / n, self.inp / n, self.queries, self.valid)
 
 
-_REMOVED = np.uint64(0xFFFFFFFF)  # above every key of a finite similarity
+_REMOVED = np.uint32(0xFFFFFFFF)  # above every key of a finite similarity (and of +inf: 0xFF800000)
 
 
 def _order_key(dist: np.ndarray) -> np.ndarray:
@@ -130,17 +130,17 @@ class _Gallery:
         if self.index_bits > 31:
             raise ValueError(f"galleries of more than 2**31 images are not supported, got {self.size}")
 
-    def max_rows(self) -> int:
-        """Rows of one chunk whose keys still fit in 64 bits (row | value | index)."""
-        return 2 ** (64 - 32 - self.index_bits) - 1
 
-    def key_base(self, rows: int) -> np.ndarray:
-        """``row | gallery index`` bits of a chunk of ``rows`` rows (kept for the next chunk)."""
-        if getattr(self, "_base_rows", None) != rows:
-            ib = np.uint64(self.index_bits)
-            row_part = (np.arange(rows, dtype=np.uint64) << (np.uint64(32) + ib))[:, None]
-            self._base, self._base_rows = row_part | self.order.astype(np.uint64)[None, :], rows
-        return self._base
+def _tie_breaks(keys: np.ndarray, rows: np.ndarray, cols: np.ndarray, gal: _Gallery,
+                batch: int = 256) -> np.ndarray:
+    """For each (row, column) given: the kept images of that row with the same key and a smaller
+    gallery index, which rank before it (ties keep gallery order)."""
+    out = np.empty(len(rows), dtype=np.int64)
+    for s in _chunks(len(rows), batch):
+        r, c = rows[s], cols[s]
+        same = keys[r] == keys[r, c][:, None]
+        out[s] = (same & (gal.order[None, :] < gal.order[c][:, None])).sum(axis=1)
+    return out
 
 
 def _rank_chunk(dist: np.ndarray, q_pids: np.ndarray, q_cams: np.ndarray, gal: _Gallery,
@@ -148,15 +148,15 @@ def _rank_chunk(dist: np.ndarray, q_pids: np.ndarray, q_cams: np.ndarray, gal: _
     """First-match rank (CMC), AP and INP of each query row of ``dist`` (smaller is closer; columns
     grouped by identity; the block is overwritten).
 
-    Each similarity becomes one unique 64-bit key, ``row | order key | gallery index``, so a single
-    sort of the chunk ranks every row at once with ties broken by gallery index, and the rank of a
-    true match is a binary search. Removed images (camera rule) get the largest value and sort
-    behind every kept image of their row. Images of the query's own identity and camera (the
-    ``same_camera_same_id`` rule) all lie in its identity's block, so they are found among the true
-    matches.
+    Each value becomes a 32-bit key that sorts as it does; removed images (the rules' exclusions)
+    get the largest key, behind every kept image of their row. One sort of each row (a vectorised
+    sort of 32-bit keys) and a binary search give the rank of every true match: the kept images
+    with a smaller key, plus those with an equal key and a smaller gallery index (ties keep gallery
+    order; rare with real similarities, counted exactly). Images of the query's own identity and
+    camera (``same_camera_same_id``) all lie in its identity's block, among the true matches.
     """
     n_q, n_g = dist.shape
-    keys = _order_key(dist).astype(np.uint64, order="C")
+    keys = _order_key(dist)
     for q_cam, g_cam in rules.excluded_cameras:
         keys[np.ix_(q_cams == q_cam, gal.cams == g_cam)] = _REMOVED
 
@@ -174,16 +174,24 @@ def _rank_chunk(dist: np.ndarray, q_pids: np.ndarray, q_cams: np.ndarray, gal: _
         own = gal.cams[cols] == q_cams[rows]
         keys[rows[own], cols[own]] = _REMOVED
         kept &= ~own
-    keys <<= np.uint64(gal.index_bits)  # built in place: row | value | index
-    keys |= gal.key_base(n_q)
-    true_keys = np.sort(keys[rows[kept], cols[kept]])
-    rows = rows[kept]
+    rows, cols = rows[kept], cols[kept]
+    true_keys = keys[rows, cols]
+
+    # rank among the kept images: a binary search of each true key in its sorted row
+    flat = np.sort(keys, axis=1).astype(np.uint64)
+    flat |= (np.arange(n_q, dtype=np.uint64) << np.uint64(32))[:, None]  # row | key: sorted as one array
+    needles = (rows.astype(np.uint64) << np.uint64(32)) | true_keys
+    below = np.searchsorted(flat.reshape(-1), needles, side="left") - rows * n_g
+    equal = np.searchsorted(flat.reshape(-1), needles, side="right") - rows * n_g - below
+    rank = below + 1
+    tied = np.flatnonzero(equal > 1)
+    if len(tied):
+        rank[tied] += _tie_breaks(keys, rows[tied], cols[tied], gal)
+
+    order = np.lexsort((rank, rows))  # the true matches of each row, best first
+    rows, rank = rows[order], rank[order]
     n_match = np.bincount(rows, minlength=n_q)
     valid = n_match > 0
-    best = np.minimum.reduceat(keys, gal.starts, axis=1) if rules.cmc == "identity" else None
-    ranked = keys.reshape(-1)
-    ranked.sort()  # one sort ranks every row: the row number is the key's high part
-    rank = np.searchsorted(ranked, true_keys) - rows * n_g + 1  # 1-based rank among the kept images
     seg_start = np.cumsum(n_match) - n_match
     j = np.arange(len(rows)) - seg_start[rows] + 1  # j-th true match of its row
     ap = np.bincount(rows, weights=j / rank, minlength=n_q) / np.maximum(n_match, 1)
@@ -193,10 +201,25 @@ def _rank_chunk(dist: np.ndarray, q_pids: np.ndarray, q_cams: np.ndarray, gal: _
         last[valid] = rank[seg_start[valid] + n_match[valid] - 1]
         first[valid] = rank[seg_start[valid]]
     inp = n_match / np.maximum(last, 1)
-    if best is not None:  # identity CMC: rank among identities, each at its best-ranked kept image
-        true_best = best[np.arange(n_q), u]
-        first = (best < true_best[:, None]).sum(axis=1) + 1
+    if rules.cmc == "identity":  # rank among identities, each at its best-ranked kept image
+        first = _identity_rank(keys, u, gal)
     return first, ap, inp, valid
+
+
+def _identity_rank(keys: np.ndarray, u: np.ndarray, gal: _Gallery) -> np.ndarray:
+    """1-based position of each row's identity (block ``u``) when identities are ordered by their
+    best kept image (key, then gallery index). Rows where another identity's best key equals the
+    true one's are ranked again with the gallery index in the key, exactly."""
+    n_q = keys.shape[0]
+    best = np.minimum.reduceat(keys, gal.starts, axis=1)
+    true_best = best[np.arange(n_q), u]
+    first = (best < true_best[:, None]).sum(axis=1) + 1
+    tied = np.flatnonzero((best == true_best[:, None]).sum(axis=1) > 1)
+    if len(tied):
+        wide = (keys[tied].astype(np.uint64) << np.uint64(gal.index_bits)) | gal.order.astype(np.uint64)[None, :]
+        wide_best = np.minimum.reduceat(wide, gal.starts, axis=1)
+        first[tied] = (wide_best < wide_best[np.arange(len(tied)), u[tied]][:, None]).sum(axis=1) + 1
+    return first
 
 
 def evaluate_similarity(
@@ -232,16 +255,14 @@ def _evaluate(
             block = dist if owned else dist.copy()
         else:
             block = dist[:, gal.order]  # a new array: ours to overwrite
-        for sub in _chunks(block.shape[0], gal.max_rows()):
-            part = slice(rows.start + sub.start, rows.start + sub.stop)
-            acc.add(*_rank_chunk(block[sub], q_pids[part], q_cams[part], gal, rules))
+        acc.add(*_rank_chunk(block, q_pids[rows], q_cams[rows], gal, rules))
     return acc.result()
 
 
 def evaluate_features(
     query: np.ndarray, gallery: np.ndarray,
     q_pids: np.ndarray, q_cams: np.ndarray, g_pids: np.ndarray, g_cams: np.ndarray,
-    rules: RankingRules = STANDARD, chunk_elements: int = 2**17,
+    rules: RankingRules = STANDARD, chunk_elements: int = 2**18,
 ) -> RankingMetrics:
     """Rank ``gallery`` for every ``query`` row by ``rules.metric`` and compute CMC, mAP and mINP.
 
@@ -260,7 +281,7 @@ def evaluate_features(
 
 def evaluate_distance(
     distmat: np.ndarray, q_pids: np.ndarray, q_cams: np.ndarray, g_pids: np.ndarray, g_cams: np.ndarray,
-    rules: RankingRules = STANDARD, chunk_elements: int = 2**17,
+    rules: RankingRules = STANDARD, chunk_elements: int = 2**18,
 ) -> RankingMetrics:
     """Metrics from a precomputed query x gallery distance matrix (smaller is closer; the
     ``metric`` of ``rules`` is not used)."""

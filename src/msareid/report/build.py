@@ -19,12 +19,11 @@ from msareid.config import Config
 from msareid.data.datasets import open_dataset
 from msareid.data.records import Record
 from msareid.errors import UserError
-from msareid.fileio import write_text
+from msareid.fileio import save_json, write_text
 from msareid.inference import evaluate_model, extract_records
 from msareid.models.trained import load_trained
 from msareid.report import figures
 from msareid.report.plots import cmc_plot, training_curves
-from msareid.training.checkpoint import save_json
 from msareid.training.logs import read_metrics
 
 KEYS = (("rank1", "Rank-1"), ("rank10", "Rank-10"), ("rank20", "Rank-20"), ("mAP", "mAP"), ("mINP", "mINP"))

@@ -18,7 +18,7 @@ import torch
 
 from msareid import __version__
 from msareid.errors import UserError
-from msareid.fileio import atomic_path, write_text
+from msareid.fileio import atomic_path
 
 FORMAT = 1
 
@@ -85,10 +85,3 @@ def prune(folder: Path, keep_last: int, keep_every: int) -> None:
     for epoch, path in found:
         if epoch not in recent and not (keep_every and epoch % keep_every == 0):
             path.unlink()
-
-
-def save_json(obj: Any, path: str | os.PathLike[str]) -> Path:
-    """Write ``obj`` as JSON atomically (temporary file, then rename)."""
-    import json
-
-    return write_text(path, json.dumps(obj, indent=1))

@@ -3,7 +3,10 @@
 ResNet-50 (last stride 1) at 288x144, a batch of 6 ids x (4 RGB + 4 IR), on this machine's CPU.
 Prints seconds per step, the MSA / baseline ratio, and the share of ISA + SSC (generating R2I and
 I2R, the image-level losses and their backward) in the MSA step.
+The process keeps freed memory for the next step as ``msareid train`` does (``train.reuse_memory``);
+``--no-reuse-memory`` measures glibc's default, which page-faults large activations in anew each step.
 Usage: python bench/model_bench.py [--steps 3] [--backbone resnet50] [--height 288 --width 144]
+                                   [--no-reuse-memory]
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import time
 
 import torch
 
+from msareid.allocator import reuse_freed_memory
 from msareid.losses.objective import msa_losses
 from msareid.models import EmbeddingNet, MSANet
 
@@ -50,14 +54,17 @@ def main() -> None:
     parser.add_argument("--backbone", default="resnet50")
     parser.add_argument("--height", type=int, default=288)
     parser.add_argument("--width", type=int, default=144)
+    parser.add_argument("--no-reuse-memory", action="store_true", help="glibc's default allocator behaviour")
     args = parser.parse_args()
+    reused = not args.no_reuse_memory and reuse_freed_memory()
     torch.manual_seed(0)
     p, k = 6, 4
     labels = torch.arange(p).repeat_interleave(k)
     rgb = torch.randn(p * k, 3, args.height, args.width)
     ir = torch.randn(p * k, 3, args.height, args.width)
     print(f"{args.backbone} {args.height}x{args.width}, batch {p} ids x ({k} RGB + {k} IR), "
-          f"{torch.get_num_threads()} CPU threads, torch {torch.__version__}")
+          f"{torch.get_num_threads()} CPU threads, torch {torch.__version__}, freed memory "
+          f"{'kept' if reused else 'returned to the system'}")
     baseline = MSANet(EmbeddingNet(args.backbone, 395), r2i=False, i2r=False).train()
     t_base = step_time(baseline, rgb, ir, labels, args.steps)
     print(f"baseline step (48 images through F): {t_base:.2f} s")

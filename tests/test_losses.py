@@ -56,6 +56,17 @@ def test_ssl_equals_the_literal_equations() -> None:
     d_sigma = var_t + var_a - 2 * cov  # Eq. 6
     expected = (d_mu + d_sigma).mean()  # Eq. 4, averaged over pixels and batch as well
     assert torch.allclose(ssl_loss(t, a, size, sigma), expected)
+    # the gradient that trains ISA is the equations' gradient too, with the local means as
+    # filterings (local_mean equals the literal loop, below); window larger than the image as well
+    for size in (5, 11):
+        a1, a2 = a.clone().requires_grad_(), a.clone().requires_grad_()
+        ssl_loss(t, a1, size, sigma).backward()
+        window = gaussian_window(size, sigma, 3, torch.float64)
+        mu_t, mu_a = local_mean(t, window), local_mean(a2, window)
+        eq = ((mu_t - mu_a) ** 2 + local_mean(t * t, window) - mu_t**2 + local_mean(a2 * a2, window) - mu_a**2
+              - 2 * (local_mean(t * a2, window) - mu_t * mu_a)).mean()
+        eq.backward()
+        assert torch.allclose(a1.grad, a2.grad)
 
 
 def test_ssl_is_the_gaussian_weighted_local_mean_of_the_squared_difference() -> None:

@@ -92,11 +92,12 @@ class TrainConfig:
     eval_every: int = 0  # evaluate on the test protocol every K epochs (0: never during training)
     log_every: int = 20  # steps between metrics.jsonl lines
     amp: bool = True  # mixed precision (CUDA only)
-    channels_last: bool = True  # memory format (CUDA only)
+    channels_last: bool = True  # memory format of F and its inputs (faster on GPUs and on CPUs: bench/README.md)
     deterministic: bool = False  # deterministic kernels (exact resume on GPU too)
     tensorboard: bool = False
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int = 0  # torch intra-op threads; 0: the cores this process may use / local processes
+    reuse_memory: bool = True  # glibc: keep freed memory for the next step instead of page-faulting it anew
 
 
 def _opt(default: Any, help: str) -> Any:

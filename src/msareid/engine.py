@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from msareid import threads
+from msareid.allocator import reuse_freed_memory
 from msareid.config import Config, config_to_dict, write_resolved
 from msareid.data.cache import ImageCache, default_cache_dir
 from msareid.data.dataset import ImageDataset, PairedDataset, train_loader
@@ -159,7 +160,7 @@ def build_run(config: Config, out: Path, env: DistEnv, log: MetricsLog, progress
     cuda = env.device.type == "cuda"
     data = build_train_data(config, env, progress)
     model = build_model(config, num_classes=len(data.labels))
-    model.to(env.device, memory_format=torch.channels_last if (cuda and t.channels_last) else torch.preserve_format)
+    model.to(env.device, memory_format=torch.channels_last if t.channels_last else torch.preserve_format)
     erase = EraseEach(config.data.random_erasing) if config.data.erasing_stage == "after_isa" else None
     objective: torch.nn.Module = MSAObjective(model, erase=erase, **dataclasses.asdict(config.loss))
     if env.distributed:
@@ -174,6 +175,8 @@ def build_run(config: Config, out: Path, env: DistEnv, log: MetricsLog, progress
 def _train(config: Config, out: Path, resume: bool, progress: bool, env: DistEnv) -> TrainSummary:
     t = config.train
     threads.configure(t.threads)
+    if t.reuse_memory:
+        reuse_freed_memory()
     _seed_everything(t.seed, t.deterministic)
     if env.is_main:
         out.mkdir(parents=True, exist_ok=True)
@@ -221,7 +224,7 @@ def _train_epoch(run: TrainingRun, epoch: int, step: int, lr: float, sums: LossS
 
     return train_one_epoch(run.objective, run.data.loader, run.optimizer, run.scaler, lr, epoch, step, steps,
                            run.env, run.log, t.log_every, amp=run.cuda and t.amp,
-                           channels_last=run.cuda and t.channels_last, on_step=checkpoint_within_epoch,
+                           channels_last=t.channels_last, on_step=checkpoint_within_epoch,
                            progress=progress, sums=sums)
 
 

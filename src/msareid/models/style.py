@@ -32,6 +32,9 @@ class StyleAdapter(nn.Module):
             for layer in (self.conv, self.deconv):
                 nn.init.dirac_(layer.weight)
                 nn.init.zeros_(layer.bias)
+        self.to(memory_format=torch.channels_last)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.deconv(self.conv(images))
+        """X_a = D(C(X_s)), computed channels-last: with three channels that layout is about 8x faster
+        forward and backward on a CPU (bench/README.md); the values are the same."""
+        return self.deconv(self.conv(images.contiguous(memory_format=torch.channels_last)))

@@ -73,13 +73,14 @@ def load_feature_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     return arrays
 
 
-def evaluate_npz(arrays: dict[str, np.ndarray], rules: RankingRules, rerank: Rerank | None = None) -> EvalResult:
+def evaluate_npz(arrays: dict[str, np.ndarray], rules: RankingRules, rerank: Rerank | None = None,
+                 protocol: str = "") -> EvalResult:
     """Evaluate the one query/gallery pair of an npz under a dataset's ``rules`` (as they are:
-    no transposition, no trials)."""
+    no transposition, no trials); the result is named ``<protocol>/features`` (default: the rules' name)."""
     run = rank_and_score(arrays["query_feat"], arrays["gallery_feat"], arrays["query_pid"], arrays["query_cam"],
                          arrays["gallery_pid"], arrays["gallery_cam"], rules, rerank)
     details = {"metric": rules.metric, "rules": rules.name, **({"rerank": rerank.name} if rerank else {})}
-    return EvalResult(f"{rules.name}/features", (run,), details)
+    return EvalResult(f"{protocol or rules.name}/features", (run,), details)
 
 
 class OfficialFeatures:
@@ -152,7 +153,7 @@ def evaluate_features_file(path: str | os.PathLike[str], dataset: str, protocol:
 
     rerank = Rerank(protocol.k1, protocol.k2, protocol.lambda_value) if protocol.rerank else None
     rules = rules_of(dataset).with_metric(protocol.metric)
-    return evaluate_npz(load_feature_npz(path), rules, rerank).require_valid_queries()
+    return evaluate_npz(load_feature_npz(path), rules, rerank, dataset).require_valid_queries()
 
 
 def evaluate_official_files(folder: str | os.PathLike[str], name: str, test_ids: str | os.PathLike[str],

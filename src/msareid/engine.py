@@ -1,7 +1,10 @@
 """The main job: build the network and the data from a whole config, and train (one process or
 many under torchrun), checkpointing so that a killed run resumes exactly where it stopped.
 
-This module and :mod:`msareid.cli` are the only ones that see a whole :class:`Config`.
+Reading top to bottom: :func:`train` sets up the process group, :func:`build_run` the data,
+network, objective and optimiser, :func:`_train` the epochs, with :func:`save_checkpoint` and
+:func:`restore_checkpoint` around them. Only the command line (``cli``, ``commands``) imports this
+module; building a network from a config is :mod:`msareid.models.trained`.
 """
 
 from __future__ import annotations

@@ -51,6 +51,7 @@ def test_check_data_regdb_json(synth_regdb: Path, capsys: pytest.CaptureFixture)
 def test_human_summary(synth_regdb: Path, capsys: pytest.CaptureFixture) -> None:
     _, out, _ = _run(capsys, "check-data", "regdb", "--root", str(synth_regdb))
     assert "dataset: regdb (trial 1)" in out and "train.visible" in out
+    assert "ranking rules regdb; directions visible-to-thermal, thermal-to-visible (first: default)" in out
 
 
 def test_synth_then_preview(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

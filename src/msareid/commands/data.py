@@ -23,8 +23,15 @@ def cmd_check_data(args: argparse.Namespace) -> int:
     from msareid.data.base import format_summary
     from msareid.data.datasets import open_dataset
 
-    summary = open_dataset(args.dataset, args.root, args.trial).summary(verify=args.verify_images)
-    print(json.dumps(summary) if args.json else format_summary(summary))
+    reader = open_dataset(args.dataset, args.root, args.trial)
+    summary = reader.summary(verify=args.verify_images)
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    print(format_summary(summary))
+    h, w = reader.image_size
+    directions = f"; directions {', '.join(reader.directions)} (first: default)" if reader.directions else ""
+    print(f"  reference image size {h} x {w}; ranking rules {reader.rules.name}{directions}")
     return 0
 
 

@@ -58,6 +58,11 @@ class ModelConfig:
     isa_init: str = "default"  # default (PyTorch's random initialisation) | dirac (identity); see README
     checkpoint_segments: int = 0  # activation checkpointing of F's backbone in this many segments (0: off)
     isa_space: str = "normalized"  # pixel space of ISA and SSC: normalized (ImageNet) | unit ([0, 1] images)
+    # AGW's network (Table 3): a stem of its own for RGB and for IR, non-local blocks, GeM pooling.
+    two_stream: bool = False  # modality-specific stems (ResNet: conv1, bn1, relu, maxpool), the rest shared
+    generated_stem: str = "target"  # stem of ISA's images in a two-stream F: target (R2I -> IR stem) | source
+    non_local: str = "off"  # off | one (the reference's one inner channel) | half (in_channels // 2)
+    pooling: str = "avg"  # avg | gem (p = 3, the reference's fixed formula)
 
 
 @dataclass(frozen=True)
@@ -67,7 +72,8 @@ class LossConfig:
     alpha: float = 1.0
     beta: float = 1.0
     gamma: float = 1.0
-    margin: float = 0.5
+    margin: float = 0.5  # of the batch-hard triplet (WRT has none)
+    triplet: str = "batch_hard"  # batch_hard (Eq. 10) | wrt (AGW's weighted regularised triplet)
     source_loss: str = "ssl_plus"  # on (X_s, X_a): ssl_plus | ssl | none  (Table 5)
     target_loss: str = "ssl"  # on (X_t, X_a): ssl | ssl_plus | none
     window_size: int = 11
@@ -80,7 +86,11 @@ class TrainConfig:
 
     seed: int = 0
     epochs: int = 60
-    lr: float = 3.5e-4
+    optimizer: str = "adam"  # adam (the paper) | sgd (AGW: momentum, Nesterov)
+    lr: float = 3.5e-4  # of BNNeck and classifier; the other parameters get lr x base_lr_factor
+    base_lr_factor: float = 1.0  # AGW: 0.1 (lr 0.1 for BNNeck and classifier, 0.01 for the rest)
+    momentum: float = 0.9  # sgd only
+    nesterov: bool = True  # sgd only
     weight_decay: float = 5e-4
     warmup_epochs: int = 10  # lr x (epoch + 1) / warmup_epochs during the first epochs
     milestones: list[int] = field(default_factory=lambda: [20, 50])  # lr x lr_decay at each
@@ -89,7 +99,6 @@ class TrainConfig:
     checkpoint_every: int = 0  # also checkpoint every N steps within an epoch (0: epoch ends only)
     keep_last: int = 2  # epoch checkpoints kept besides last.pt
     keep_every: int = 0  # also keep every K-th epoch's checkpoint (0: none)
-    eval_every: int = 0  # evaluate on the test protocol every K epochs (0: never during training)
     log_every: int = 20  # steps between metrics.jsonl lines
     amp: bool = True  # mixed precision (CUDA only)
     channels_last: bool = True  # memory format of F and its inputs (faster on GPUs and on CPUs: bench/README.md)
@@ -100,9 +109,10 @@ class TrainConfig:
     reuse_memory: bool = True  # glibc: keep freed memory for the next step instead of page-faulting it anew
 
 
-def _opt(default: Any, help: str) -> Any:
-    """A field with its command-line help (``msareid evaluate`` builds its options from these)."""
-    return field(default=default, metadata={"help": help})
+def _opt(default: Any, help: str, training: bool = False) -> Any:
+    """A field with its command-line help (``msareid evaluate`` builds its options from these, but
+    not from ``training`` ones, which only a training run reads)."""
+    return field(default=default, metadata={"help": help, "training": training})
 
 
 @dataclass(frozen=True)
@@ -123,6 +133,9 @@ class EvalConfig:
     k2: int = _opt(6, "re-ranking k2")
     lambda_value: float = _opt(0.3, "re-ranking lambda")
     batch_size: int = _opt(64, "images a batch when extracting")
+    every: int = _opt(0, "evaluate during training every N epochs, logged in metrics.jsonl; the best epoch by "
+                         "Rank-1 is reported beside the last, labelled as selected on the test set (0: off)",
+                      training=True)
 
 
 @dataclass(frozen=True)
@@ -141,6 +154,11 @@ _CHOICES: dict[str, tuple[Any, ...]] = {
     "eval.shots": (1, 10),
     "model.isa_init": ("dirac", "default"),
     "model.isa_space": ("normalized", "unit"),
+    "model.generated_stem": ("target", "source"),
+    "model.non_local": ("off", "one", "half"),
+    "model.pooling": ("avg", "gem"),
+    "loss.triplet": ("batch_hard", "wrt"),
+    "train.optimizer": ("adam", "sgd"),
     "data.erasing_stage": ("before_isa", "after_isa"),
     "loss.source_loss": ("ssl_plus", "ssl", "none"),
     "loss.target_loss": ("ssl", "ssl_plus", "none"),
@@ -150,10 +168,11 @@ _CHOICES: dict[str, tuple[Any, ...]] = {
 }
 _POSITIVE = ("data.height", "data.width", "sampler.num_ids", "sampler.num_instances", "model.last_stride",
              "loss.window_size", "loss.sigma", "train.epochs", "train.lr", "train.log_every", "eval.trials",
-             "eval.batch_size")
+             "eval.batch_size", "train.base_lr_factor")
 _NON_NEGATIVE = ("model.checkpoint_segments", "train.threads", "train.max_steps_per_epoch", "train.checkpoint_every",
-                 "train.keep_every",
-                 "train.eval_every", "data.num_workers", "data.pad")
+                 "train.keep_every", "train.momentum", "eval.every", "data.num_workers", "data.pad")
+# Keys that moved: configs and checkpoints written before still load.
+_MOVED = {("train", "eval_every"): ("eval", "every")}
 
 
 def _sections() -> dict[str, type]:
@@ -212,6 +231,11 @@ def config_from_dict(raw: dict[str, Any], source: str = "config") -> Config:
     """Build a :class:`Config` from nested dicts, rejecting unknown keys and wrong types."""
     sections = _sections()
     built = {}
+    raw = {name: dict(values) if isinstance(values, dict) else values for name, values in raw.items()}
+    for (old_section, old_key), (new_section, new_key) in _MOVED.items():
+        table = raw.get(old_section)
+        if isinstance(table, dict) and old_key in table:
+            raw.setdefault(new_section, {}).setdefault(new_key, table.pop(old_key))
     for name, values in raw.items():
         if name not in sections:
             raise UserError(f"{source}: unknown section [{name}]; valid sections: {', '.join(sections)}")

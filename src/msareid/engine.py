@@ -40,7 +40,7 @@ from msareid.training import checkpoint as ckpt_io
 from msareid.training import distributed
 from msareid.training.distributed import DistEnv
 from msareid.training.epoch import LossSums, train_one_epoch
-from msareid.training.logs import MetricsLog
+from msareid.training.logs import MetricsLog, read_metrics
 from msareid.training.schedule import lr_at
 
 
@@ -157,8 +157,32 @@ class TrainingRun:
         return self.env.device.type == "cuda"
 
 
+def build_optimizer(model: MSANet, config: Config) -> torch.optim.Optimizer:
+    """Adam (the paper) or SGD with momentum and Nesterov (AGW) over the trainable parameters.
+
+    BNNeck and classifier learn at ``train.lr``, every other parameter (backbone, stems, non-local
+    blocks, ISA) at ``train.lr x train.base_lr_factor``, as the reference's parameter groups; each
+    group carries its ``lr_factor`` so that the schedule sets ``lr x lr_factor`` each epoch. With a
+    factor of 1 all parameters are one group.
+    """
+    t = config.train
+    params = [p for p in model.parameters() if p.requires_grad]
+    if t.base_lr_factor == 1.0:
+        groups = [{"params": params, "lr_factor": 1.0}]
+    else:
+        head = {id(p) for m in (model.embed.bnneck, model.embed.classifier) for p in m.parameters()}
+        groups = [{"params": [p for p in params if id(p) not in head], "lr_factor": t.base_lr_factor},
+                  {"params": [p for p in params if id(p) in head], "lr_factor": 1.0}]
+    for g in groups:
+        g["lr"] = t.lr * g["lr_factor"]
+    if t.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=t.lr, momentum=t.momentum, nesterov=t.nesterov,
+                               weight_decay=t.weight_decay)
+    return torch.optim.Adam(groups, lr=t.lr, weight_decay=t.weight_decay)
+
+
 def build_run(config: Config, out: Path, env: DistEnv, log: MetricsLog, progress: bool = True) -> TrainingRun:
-    """Data, network (on the device), objective (Eq. 11) and Adam optimiser of ``config``."""
+    """Data, network (on the device), objective (Eq. 11) and optimiser of ``config``."""
     t = config.train
     cuda = env.device.type == "cuda"
     data = build_train_data(config, env, progress)
@@ -169,8 +193,7 @@ def build_run(config: Config, out: Path, env: DistEnv, log: MetricsLog, progress
     if env.distributed:
         objective = torch.nn.parallel.DistributedDataParallel(
             objective, device_ids=[env.device.index] if cuda else None)
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=t.lr,
-                                 weight_decay=t.weight_decay)
+    optimizer = build_optimizer(model, config)
     scaler = torch.amp.GradScaler("cuda", enabled=cuda and t.amp)
     return TrainingRun(config, out, env, data, model, objective, optimizer, scaler, log)
 
@@ -199,15 +222,15 @@ def _train(config: Config, out: Path, resume: bool, progress: bool, env: DistEnv
                    "threads": torch.get_num_threads(), "steps_per_epoch": run.data.steps_per_epoch,
                    "num_classes": len(run.data.labels), "config": config_to_dict(config)})
     start, losses = time.perf_counter(), {}
+    if resume and step == 0:  # killed while evaluating the epoch of its checkpoint: evaluate it now
+        _evaluate_if_due(run, epoch, already=read_metrics(out) if env.is_main else [])
     while epoch < t.epochs:
         lr = lr_at(epoch, t.lr, t.warmup_epochs, t.milestones, t.lr_decay)
         losses = _train_epoch(run, epoch, step, lr, running, progress)
         epoch, step, running = epoch + 1, 0, LossSums()
         run.log.write({"event": "epoch", "epoch": epoch, "lr": lr, "losses": losses})
         save_checkpoint(run, epoch, 0, None)
-        if t.eval_every and epoch % t.eval_every == 0 and env.is_main:
-            run.log.write({"event": "eval", "epoch": epoch, **_evaluate_during_training(run.model, config, env)})
-        env.barrier()
+        _evaluate_if_due(run, epoch)
     seconds = time.perf_counter() - start
     run.log.write({"event": "end", "epoch": epoch, "seconds": round(seconds, 3)})
     run.log.close()
@@ -271,14 +294,25 @@ def restore_checkpoint(path: Path, run: TrainingRun) -> tuple[int, int, LossSums
     return int(state["epoch"]), int(state["step"]), LossSums.from_state(state.get("epoch_losses"))
 
 
-def _evaluate_during_training(model: MSANet, config: Config, env: DistEnv) -> dict[str, Any]:
-    """The test protocol of ``config.eval`` on the training dataset, for the metrics log only: the
-    reported model stays the last epoch's, whatever these figures say."""
-    from msareid.inference import evaluate_model
+def _evaluate_if_due(run: TrainingRun, epoch: int, already: list[dict[str, Any]] = ()) -> None:
+    """After ``epoch`` epochs, when ``eval.every`` divides it: the test protocol of ``config.eval``
+    on the training dataset, logged as an ``eval`` line of ``metrics.jsonl`` (rank 0; the others
+    wait). The figures only inform: the run's model stays the last epoch's, whatever they say.
+    Random states are put back afterwards, so a run with evaluations trains exactly as one without."""
+    every = run.config.eval.every
+    if not every or epoch == 0 or epoch % every:
+        return
+    if run.env.is_main and not any(r.get("event") == "eval" and r.get("epoch") == epoch for r in already):
+        from msareid.inference import evaluate_model
 
-    results = evaluate_model(model, config, config.data.name, config.data.root, env.device)
-    mean = results["bnneck"].mean()
-    return {"protocol": results["bnneck"].protocol, **{k: mean[k] for k in ("rank1", "rank10", "mAP", "mINP")}}
+        rng = ckpt_io.rng_state()
+        c = run.config
+        results = evaluate_model(run.model, c, c.data.name, c.data.root, run.env.device)
+        ckpt_io.set_rng_state(rng)
+        mean = results["bnneck"].mean()
+        run.log.write({"event": "eval", "epoch": epoch, "protocol": results["bnneck"].protocol,
+                       **{k: mean[k] for k in ("rank1", "rank10", "mAP", "mINP")}})
+    run.env.barrier()
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:

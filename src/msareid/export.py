@@ -25,17 +25,38 @@ class _Embedder(nn.Module):
         return out.bnneck, out.pooled
 
 
+class _TwoStreamEmbedder(nn.Module):
+    """A two-stream F at test time: images and their modalities (int64, RGB 0, IR 1) in. Each image
+    goes through both stems and keeps its own modality's output (BatchNorm is per image at test
+    time, so this equals routing), a graph without data-dependent indexing."""
+
+    def __init__(self, embed: nn.Module) -> None:
+        super().__init__()
+        self.embed = embed
+
+    def forward(self, images: torch.Tensor, modality: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        rgb, ir = (stem(images) for stem in self.embed.stems)
+        maps = torch.where(modality.view(-1, 1, 1, 1) == 1, ir, rgb)
+        out = self.embed.forward_head(self.embed.backbone(maps))
+        return out.bnneck, out.pooled
+
+
 def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike, opset: int = 17) -> Path:
-    """Write ``out`` (ONNX): input ``images`` N x 3 x H x W, outputs ``bnneck`` and ``pooled``."""
+    """Write ``out`` (ONNX): input ``images`` N x 3 x H x W (and ``modality``, N int64, RGB 0 / IR 1,
+    for a model with a stem for each modality), outputs ``bnneck`` and ``pooled``."""
     try:
         import onnx  # noqa: F401  (the exporter needs it)
     except ImportError:
         raise UserError("ONNX export needs the onnx package: pip install 'msareid[export]'") from None
     model, config, _ = load_trained(checkpoint, "cpu")
-    module = _Embedder(model.embed).eval()
     dummy = torch.zeros(2, 3, config.data.height, config.data.width)
+    inputs, names = (dummy,), ["images"]
+    module: nn.Module = _Embedder(model.embed).eval()
+    if model.embed.two_stream:
+        module = _TwoStreamEmbedder(model.embed).eval()
+        inputs, names = (dummy, torch.tensor([0, 1])), ["images", "modality"]
+    axes = {name: {0: "batch"} for name in (*names, "bnneck", "pooled")}
     with atomic_path(out) as tmp, torch.no_grad():
-        torch.onnx.export(module, (dummy,), str(tmp), input_names=["images"], output_names=["bnneck", "pooled"],
-                          dynamic_axes={"images": {0: "batch"}, "bnneck": {0: "batch"}, "pooled": {0: "batch"}},
-                          opset_version=opset, dynamo=False)
+        torch.onnx.export(module, inputs, str(tmp), input_names=names, output_names=["bnneck", "pooled"],
+                          dynamic_axes=axes, opset_version=opset, dynamo=False)
     return Path(out)

@@ -75,14 +75,19 @@ class FeatureExtractor:
             raise UserError(f"expected an H x W x 3 uint8 image array, got {arr.shape} {arr.dtype}")
         return arr if arr.shape[:2] == (h, w) else fit_image(Image.fromarray(arr), h, w)
 
-    def __call__(self, images: Sequence[ImageLike] | ImageLike) -> np.ndarray:
-        """Features of ``images`` (one image or a sequence), N x D float32."""
+    def __call__(self, images: Sequence[ImageLike] | ImageLike, modality: str | Sequence[str] | None = None) -> np.ndarray:
+        """Features of ``images`` (one image or a sequence), N x D float32. ``modality`` ("rgb" or
+        "ir", one for all or one an image) is needed by a model with a stem for each modality."""
         if isinstance(images, (str, os.PathLike, Image.Image, np.ndarray, torch.Tensor)) and not (
             isinstance(images, (np.ndarray, torch.Tensor)) and images.ndim == 4
         ):
             images = [images]
         arrays = [self._array(x) for x in images]
-        feats = extract(self.model, arrays, self.height, self.width, self.batch_size, self.flip, self.device)
+        modalities = [modality] * len(arrays) if isinstance(modality, str) else modality
+        if modalities is not None and len(modalities) != len(arrays):
+            raise UserError(f"{len(modalities)} modalities for {len(arrays)} images")
+        feats = extract(self.model, arrays, self.height, self.width, self.batch_size, self.flip, self.device,
+                        modalities=modalities)
         out = feats.bnneck if self.feature == "bnneck" else feats.pooled
         if self.normalize:
             out = out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)

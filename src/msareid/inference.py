@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,11 +33,28 @@ class Features:
     bnneck: np.ndarray
 
 
+def stems_of(model: MSANet, modalities: Sequence[str] | None, what: str = "images") -> np.ndarray | None:
+    """The stem index of each image's modality ("rgb" | "ir") for a two-stream F, None for one
+    stream; a two-stream F without modalities is refused."""
+    if not model.embed.two_stream:
+        return None
+    if modalities is None:
+        raise UserError(f"this model has a stem for each modality (model.two_stream): the modality of the {what} "
+                        "(rgb or ir) is needed")
+    bad = sorted({m for m in modalities if m not in ("rgb", "ir")})
+    if bad:
+        raise UserError(f"modality must be rgb or ir, got {bad[0]!r}")
+    return np.array([model.stem_of(m) for m in modalities], dtype=np.int64)
+
+
 @torch.no_grad()
 def extract(model: MSANet, images: ImageCache | list[np.ndarray], height: int, width: int, batch_size: int = 64,
-            flip: bool = False, device: str | torch.device = "cpu", progress: bool = False) -> Features:
-    """Features of every image (uint8 H x W x 3) through F, batched; ``flip`` averages the mirror's."""
+            flip: bool = False, device: str | torch.device = "cpu", progress: bool = False,
+            modalities: Sequence[str] | None = None) -> Features:
+    """Features of every image (uint8 H x W x 3) through F, batched; ``flip`` averages the mirror's.
+    ``modalities`` ("rgb" | "ir", one an image) choose the stems of a two-stream F."""
     model.eval()
+    stems = stems_of(model, modalities)
     tf = test_transform(height, width)
     pooled, bnneck = [], []
     n = len(images)
@@ -45,10 +62,11 @@ def extract(model: MSANet, images: ImageCache | list[np.ndarray], height: int, w
     for start in bar:
         batch = torch.stack([tf(np.asarray(images[i])) for i in range(start, min(n, start + batch_size))])
         batch = batch.to(device)
-        out = model(batch)
+        stem = None if stems is None else torch.from_numpy(stems[start : start + batch.shape[0]]).to(device)
+        out = model(batch, stem)
         p, b = out.pooled.float(), out.bnneck.float()
         if flip:
-            mirrored = model(batch.flip(-1))
+            mirrored = model(batch.flip(-1), stem)
             p, b = (p + mirrored.pooled.float()) / 2, (b + mirrored.bnneck.float()) / 2
         pooled.append(p.cpu().numpy())
         bnneck.append(b.cpu().numpy())
@@ -59,10 +77,12 @@ def extract_records(model: MSANet, records: list[Record], config: Config, flip: 
                     device: str | torch.device = "cpu", progress: bool = False) -> tuple[FeatureTable, FeatureTable]:
     """Feature tables (pooled, BNNeck) of ``records``, decoded through the image cache."""
     d = config.data
-    unique = list(dict.fromkeys(r.path for r in records))
+    modality = {r.path: r.modality.value for r in records}
+    unique = list(modality)
     cache = ImageCache.build(unique, d.height, d.width, default_cache_dir(d.cache_dir), progress=progress,
                              desc="decode test")
-    feats = extract(model, cache, d.height, d.width, config.eval.batch_size, flip, device, progress)
+    feats = extract(model, cache, d.height, d.width, config.eval.batch_size, flip, device, progress,
+                    [modality[p] for p in unique])
     return FeatureTable(unique, feats.pooled), FeatureTable(unique, feats.bnneck)
 
 

@@ -70,7 +70,7 @@ def extract_to_file(checkpoint: str | os.PathLike[str], images: str | os.PathLik
         feats = np.lib.format.open_memmap(scratch, mode="w+", dtype=np.float32, shape=(len(paths), fx.dim))
         reserve(scratch)
         for start in tqdm(range(0, len(paths), step), desc="extract", disable=len(paths) <= step):
-            feats[start : start + step] = fx(paths[start : start + step])
+            feats[start : start + step] = fx(paths[start : start + step], modalities[start : start + step])
         written = save_features(out_path, feats, paths, np.asarray(pid), np.asarray(cam), modalities, fx.model_id)
         del feats
     finally:
@@ -92,8 +92,10 @@ def faiss_top_k(query: np.ndarray, gallery: np.ndarray, k: int) -> tuple[np.ndar
 
 
 def search_gallery(checkpoint: str | os.PathLike[str], gallery_file: str | os.PathLike[str], queries: list[str],
-                   topk: int = 10, index: str = "exact", flip: bool = False, device: str = "auto") -> dict[str, Any]:
+                   topk: int = 10, index: str = "exact", flip: bool = False, device: str = "auto",
+                   query_modality: str | None = None) -> dict[str, Any]:
     """The ``topk`` best matches of each query image in a feature file, by cosine similarity.
+    ``query_modality`` (rgb | ir) is needed by a model with a stem for each modality.
 
     Returns ``{"gallery", "size", "results": [{"query", "matches": [{rank, index, score, path,
     pid, camera}]}]}``. A gallery of another dimension is refused; one extracted by other weights
@@ -115,7 +117,10 @@ def search_gallery(checkpoint: str | os.PathLike[str], gallery_file: str | os.Pa
     for q in queries:
         if not Path(q).is_file():
             raise UserError(f"query image {q} does not exist")
-    ids, scores = (faiss_top_k if index == "faiss" else top_k)(fx(queries), gallery.feat, topk)
+    if fx.model.embed.two_stream and query_modality is None:
+        raise UserError(f"{checkpoint} has a stem for each modality: say which the queries are with "
+                        "--query-modality rgb|ir")
+    ids, scores = (faiss_top_k if index == "faiss" else top_k)(fx(queries, query_modality), gallery.feat, topk)
     results = [{"query": q, "matches": [
         {"rank": r + 1, "index": int(i), "score": float(s), "path": str(gallery.paths[i]),
          "pid": int(gallery.pid[i]), "camera": int(gallery.cam[i])} for r, (i, s) in enumerate(zip(row, srow))]}

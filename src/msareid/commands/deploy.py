@@ -39,6 +39,8 @@ def add_search_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--html", metavar="OUT.html", help="also write a page with the thumbnails")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--flip", action="store_true")
+    p.add_argument("--query-modality", choices=("rgb", "ir"),
+                   help="modality of the query images (needed by a model with a stem for each, model.two_stream)")
     p.add_argument("--index", choices=INDEXES, default="exact",
                    help="exact: chunked brute force (default); faiss: an inner-product index (needs faiss)")
     p.add_argument("--device", default="auto")
@@ -49,7 +51,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     from msareid.search import search_gallery, write_search_page
 
     reuse_freed_memory()
-    found = search_gallery(args.checkpoint, args.gallery, args.query, args.topk, args.index, args.flip, args.device)
+    found = search_gallery(args.checkpoint, args.gallery, args.query, args.topk, args.index, args.flip, args.device,
+                           args.query_modality)
     if args.html:
         write_search_page(found["results"], args.html)
     if args.json:
@@ -75,7 +78,11 @@ def add_export_arguments(p: argparse.ArgumentParser) -> None:
 def cmd_export(args: argparse.Namespace) -> int:
     from msareid.export import export_onnx
 
+    import onnx
+
     path = export_onnx(args.checkpoint, args.out, args.opset)
-    print(f"wrote {path}: input 'images' (N x 3 x H x W, ImageNet-normalised), outputs 'bnneck' and 'pooled'; "
-          "N is dynamic")
+    inputs = [i.name for i in onnx.load(str(path), load_external_data=False).graph.input]
+    extra = ", 'modality' (N int64: RGB 0, IR 1)" if "modality" in inputs else ""
+    print(f"wrote {path}: input 'images' (N x 3 x H x W, ImageNet-normalised){extra}, outputs 'bnneck' and "
+          "'pooled'; N is dynamic")
     return 0

@@ -19,10 +19,15 @@ from msareid.data.datasets import dataset_names
 from msareid.errors import UserError
 
 
+def _protocol_fields() -> list[dataclasses.Field]:
+    """The fields of ``EvalConfig`` that describe a protocol (not those only training reads)."""
+    return [f for f in dataclasses.fields(EvalConfig) if not f.metadata.get("training")]
+
+
 def _eval_options(p: argparse.ArgumentParser) -> None:
-    """One option for each field of ``EvalConfig``, defaulting to "not given"."""
+    """One option for each protocol field of ``EvalConfig``, defaulting to "not given"."""
     types = typing.get_type_hints(EvalConfig)
-    for f in dataclasses.fields(EvalConfig):
+    for f in _protocol_fields():
         flag = "--" + f.name.replace("_", "-")
         kind = types[f.name]
         default = f"default {f.default}" if f.default != "" else "default: none"
@@ -63,7 +68,7 @@ def protocol_of(args: argparse.Namespace, base: EvalConfig) -> EvalConfig:
     bad = [t for t in args.set if not t.strip().startswith("eval.")]
     if bad:
         raise UserError(f"--set {bad[0]!r}: evaluate sets protocol keys only, e.g. --set eval.trials=3")
-    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(EvalConfig) if getattr(args, f.name) is not None}
+    given = {f.name: getattr(args, f.name) for f in _protocol_fields() if getattr(args, f.name) is not None}
     return with_overrides(Config(eval=base), args.set, {"eval": given}, source="evaluate options").eval
 
 

@@ -17,7 +17,7 @@ from typing import TypeVar
 import torch
 from torch import nn
 
-from msareid.losses.feature import id_loss, multi_modality_triplet
+from msareid.losses.feature import id_loss, multi_modality_triplet, weighted_regularized_triplet
 from msareid.losses.image import pair_loss
 from msareid.models.msa import MSANet
 
@@ -34,6 +34,7 @@ def msa_losses(
     beta: float = 1.0,
     gamma: float = 1.0,
     margin: float = 0.5,
+    triplet: str = "batch_hard",
     source_loss: str = "ssl_plus",
     target_loss: str = "ssl",
     window_size: int = 11,
@@ -49,6 +50,8 @@ def msa_losses(
     (X_t = RGB) and ``img.source_i2r`` (X_s = IR); absent adapters and ``"none"`` losses leave theirs
     out. RGB sample k and IR sample k share the identity ``labels[k]``. F sees RGB, IR
     and the generated modalities in one batch; ``erase`` (if given) augments that batch first.
+    ``triplet`` is the feature-level triplet over all modalities: ``"batch_hard"`` (L_mmtri, Eq. 10,
+    with ``margin``) or ``"wrt"`` (AGW's weighted regularised triplet, no margin).
     """
     if rgb.shape != ir.shape or rgb.shape[0] != labels.shape[0]:
         raise ValueError(f"rgb {tuple(rgb.shape)}, ir {tuple(ir.shape)} and {labels.shape[0]} labels do not pair up")
@@ -71,11 +74,16 @@ def msa_losses(
     if erase is not None:
         images = erase(images)
     all_labels = labels.repeat(2 + len(generated))  # blocks: RGB, IR, then each generated one
-    out = model.embed(images)
+    out = model.embed(images, model.modalities(rgb.shape[0], list(generated)))
     identity = id_loss(out.logits, all_labels)
-    triplet = multi_modality_triplet(out.pooled, all_labels, margin)
-    total = img + gamma * triplet + identity
-    return {TOTAL: total, "id": identity, "triplet": triplet, "img": img, **parts}
+    if triplet == "wrt":
+        tri = weighted_regularized_triplet(out.pooled, all_labels)
+    elif triplet == "batch_hard":
+        tri = multi_modality_triplet(out.pooled, all_labels, margin)
+    else:
+        raise ValueError(f"triplet must be batch_hard or wrt, got {triplet!r}")
+    total = img + gamma * tri + identity
+    return {TOTAL: total, "id": identity, "triplet": tri, "img": img, **parts}
 
 
 def headline(terms: Mapping[str, T]) -> dict[str, T]:

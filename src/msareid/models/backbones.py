@@ -24,17 +24,25 @@ if TYPE_CHECKING:
     from torch import nn
 
 
+Site = tuple["nn.Sequential", int, int]  # (container, index of a module in it, channels of its output)
+
+
 @dataclass(frozen=True)
 class Backbone:
     """One backbone: ``make()`` builds the whole network with random weights; ``body(net,
     last_stride)`` returns the feature-map module and its channels; ``imagenet`` names the
     torchvision weights (``"ResNet50_Weights.IMAGENET1K_V1"``, empty: none); ``head`` is the key
-    prefix of the ImageNet classifier, left out when weights are loaded."""
+    prefix of the ImageNet classifier, left out when weights are loaded. ``stem`` and ``stages``
+    say where AGW's pieces go (the modality-specific stem, the non-local blocks); a backbone
+    without them does not offer those options."""
 
     make: Callable[[], nn.Module]
     body: Callable[[nn.Module, int], tuple[nn.Module, int]]
     imagenet: str = ""
     head: str | None = None
+    stem: int = 0  # leading modules of the body that form its stem (AGW's two-stream split); 0: none
+    stages: Callable[[nn.Sequential], list[list[Site]]] | None = None  # where non-local blocks may go
+
 
 
 def _torchvision(arch: str) -> Callable[[], nn.Module]:
@@ -58,6 +66,20 @@ def _resnet_body(net: Any, last_stride: int) -> tuple[nn.Module, int]:
     return body, net.fc.in_features
 
 
+def _resnet_stages(body: nn.Sequential) -> list[list[Site]]:
+    """The blocks of layer1..layer4, each with its output channels."""
+    stages = []
+    for layer in list(body)[4:8]:
+        stages.append([(layer, i, _out_channels(block)) for i, block in enumerate(layer)])
+    return stages
+
+
+def _out_channels(module: nn.Module) -> int:
+    """Channels of the last convolution of ``module`` (a residual block's output)."""
+    convs = [m for m in module.modules() if hasattr(m, "out_channels") and m.__class__.__name__ == "Conv2d"]
+    return int(convs[-1].out_channels)
+
+
 def _densenet_body(net: Any, last_stride: int) -> tuple[nn.Module, int]:
     """The dense blocks and the final ReLU; DenseNet keeps its own strides."""
     from torch import nn
@@ -75,6 +97,12 @@ def _tiny() -> nn.Module:
                          *block(128, 256, 1))
 
 
+def _tiny_stages(body: nn.Sequential) -> list[list[Site]]:
+    """The tiny CNN's stem is its first conv-BN-ReLU; its other four blocks are four one-block
+    stages, each site the ReLU that closes a block."""
+    return [[(body, 3 * k + 2, _out_channels(body[3 * k]))] for k in range(1, 5)]
+
+
 def _whole(net: nn.Module, last_stride: int) -> tuple[nn.Module, int]:
     """The network is the body; its channels are those of its last convolution."""
     convs = [m for m in net.modules() if hasattr(m, "out_channels")]
@@ -82,11 +110,13 @@ def _whole(net: nn.Module, last_stride: int) -> tuple[nn.Module, int]:
 
 
 BACKBONES: dict[str, Backbone] = {
-    "resnet50": Backbone(_torchvision("resnet50"), _resnet_body, "ResNet50_Weights.IMAGENET1K_V1", "fc."),
+    "resnet50": Backbone(_torchvision("resnet50"), _resnet_body, "ResNet50_Weights.IMAGENET1K_V1", "fc.",
+                         stem=4, stages=_resnet_stages),
     "densenet121": Backbone(_torchvision("densenet121"), _densenet_body, "DenseNet121_Weights.IMAGENET1K_V1",
                             "classifier."),
-    "resnet18": Backbone(_torchvision("resnet18"), _resnet_body, "ResNet18_Weights.IMAGENET1K_V1", "fc."),
-    "tiny": Backbone(_tiny, _whole),
+    "resnet18": Backbone(_torchvision("resnet18"), _resnet_body, "ResNet18_Weights.IMAGENET1K_V1", "fc.",
+                         stem=4, stages=_resnet_stages),
+    "tiny": Backbone(_tiny, _whole, stem=3, stages=_tiny_stages),
 }
 
 

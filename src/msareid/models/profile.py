@@ -14,25 +14,28 @@ from msareid.models.trained import build_model
 PAPER = {"params": 24.32e6, "macs_per_image": 5.1689e9, "isa_macs_per_image": 0.0072e9}
 
 
-def count_macs(module: nn.Module, images: torch.Tensor) -> int:
+def count_macs(module: nn.Module, images: torch.Tensor, *args: object) -> int:
     """Multiply-accumulates of one forward pass, counted by torch.utils.flop_counter (FLOPs / 2)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
-        module(images)
+        module(images, *args)
     return counter.get_total_flops() // 2
 
 
 def profile_model(config: Config, num_classes: int) -> dict[str, Any]:
-    """Parameters and MACs per image of F and of one ISA module at the config's image size."""
+    """Parameters and MACs per image of F and of one ISA module at the config's image size.
+
+    Parameters count everything F holds (both stems of a two-stream F, the frozen BNNeck bias);
+    MACs are those of one image, which goes through one stem."""
     model = build_model(config, num_classes).eval()
     h, w = config.data.height, config.data.width
     images = torch.zeros(1, 3, h, w)
     isa = StyleAdapter()
     return {
         "params": sum(p.numel() for p in model.embed.parameters()),
-        "macs_per_image": count_macs(model.embed, images),
+        "macs_per_image": count_macs(model.embed, images, 0),
         "isa_params": sum(p.numel() for p in isa.parameters()),
         "isa_macs_per_image": count_macs(isa, images),
         "input_size": [h, w],

@@ -90,7 +90,7 @@ def tsne_figure(model: MSANet, records: Sequence[Record], config: Config, path: 
         batches.append((generated["i2r"], ir, "I2R"))
     feats, pids, modalities = [], [], []
     for x, recs, name in batches:
-        feats.append(model(x).bnneck.numpy())
+        feats.append(model(x, model.stem_of(name.lower())).bnneck.numpy())
         pids += [r.pid for r in recs]
         modalities += [name] * len(recs)
     points = tsne(l2_normalize(np.concatenate(feats)), perplexity=15, seed=0)

@@ -84,8 +84,8 @@ def train_one_epoch(
     place. ``on_step(step)`` runs after each update (checkpointing mid-epoch); batches come from
     ``loader`` as (rgb, ir, rgb_labels, ir_labels), RGB sample k and IR sample k of one identity.
     """
-    for group in optimizer.param_groups:
-        group["lr"] = lr
+    for group in optimizer.param_groups:  # lr_factor: the group's share of lr (AGW's parameter groups)
+        group["lr"] = lr * group.get("lr_factor", 1.0)
     objective.train()
     sums = sums if sums is not None else LossSums()
     count, images, start = 0, 0, time.perf_counter()

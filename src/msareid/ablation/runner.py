@@ -31,8 +31,10 @@ from msareid.errors import UserError
 from msareid.fileio import write_text
 from msareid.threads import ENV as THREADS_ENV
 from msareid.threads import available_cores
+from msareid.training.logs import best_evaluation
 
-ROW_KEYS = ("model.r2i", "model.i2r", "loss.source_loss", "loss.target_loss")
+ROW_KEYS = ("model.r2i", "model.i2r", "loss.source_loss", "loss.target_loss", "model.two_stream", "model.non_local",
+            "model.pooling", "loss.triplet", "train.optimizer")
 
 
 @dataclass(frozen=True)
@@ -53,8 +55,28 @@ def _apply(raw: dict[str, dict[str, Any]], settings: dict[str, Any]) -> dict[str
     return out
 
 
-def plan(base: Config, rows: list[Row], seeds: list[int], out: Path) -> list[PlannedRun]:
-    """Every (row, seed) with its config (row settings, then ``train.seed``), seed-major."""
+def scale_schedule(raw: dict[str, dict[str, Any]], epochs: int) -> dict[str, dict[str, Any]]:
+    """``raw`` with its schedule compressed (or stretched) to ``epochs``: warm-up and milestones
+    scaled by ``epochs / train.epochs`` and rounded, a warm-up of 1 epoch or more kept at 1 or more,
+    milestones kept increasing and inside the run (a milestone at or past the end is dropped)."""
+    t = raw["train"]
+    factor = epochs / t["epochs"]
+    warmup = round(t["warmup_epochs"] * factor)
+    milestones: list[int] = []
+    for m in t["milestones"]:
+        scaled = max(round(m * factor), (milestones[-1] + 1) if milestones else 1)
+        if scaled < epochs:
+            milestones.append(scaled)
+    train = {**t, "epochs": epochs, "milestones": milestones,
+             "warmup_epochs": max(warmup, 1) if t["warmup_epochs"] else 0}
+    return {**raw, "train": train}
+
+
+def plan(base: Config, rows: list[Row], seeds: list[int], out: Path, epochs: int | None = None) -> list[PlannedRun]:
+    """Every (row, seed) with its config (row settings, then ``train.seed``), seed-major.
+
+    ``epochs`` resizes every row alike: each row's own schedule (from the base config, or the row's
+    recipe, e.g. AGW's 81 epochs) is scaled to that many epochs by :func:`scale_schedule`."""
     if not seeds:
         raise UserError("--seeds needs at least one seed, e.g. --seeds 0,1,2")
     if len(set(seeds)) != len(seeds):
@@ -66,10 +88,32 @@ def plan(base: Config, rows: list[Row], seeds: list[int], out: Path) -> list[Pla
     runs = []
     for seed in seeds:  # seed by seed: a study cut short still has every row for its first seeds
         for row in rows:
+            if "train.seed" in row.settings:
+                raise UserError(f"row {row.name!r} sets train.seed, which --seeds sets for every row; remove it")
             settings = {**row.settings, "train.seed": seed}
-            config = config_from_dict(_apply(raw, settings), f"row {row.name!r}")
+            resolved = _apply(raw, settings)
+            if epochs is not None:
+                resolved = scale_schedule(config_to_dict(config_from_dict(resolved, f"row {row.name!r}")), epochs)
+            config = config_from_dict(resolved, f"row {row.name!r}")
             runs.append(PlannedRun(row, seed, config, out / "runs" / slug(row.name) / f"seed{seed}"))
     return runs
+
+
+def describe(base: Config, runs: list[PlannedRun]) -> list[dict[str, Any]]:
+    """What ``--dry-run`` prints: each planned run's row, seed, folder and every config key whose
+    value differs from the base config (dotted, with its value)."""
+    raw = config_to_dict(base)
+    out = []
+    for run in runs:
+        mine = config_to_dict(run.config)
+        settings = {key: _lookup(mine, key) for key in _differences(raw, mine)}
+        out.append({"row": run.row.name, "seed": run.seed, "run_dir": str(run.folder), "settings": settings})
+    return out
+
+
+def _lookup(raw: dict[str, Any], dotted: str) -> Any:
+    section, key = dotted.split(".", 1)
+    return raw[section][key]
 
 
 def _differences(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
@@ -184,16 +228,18 @@ def _fmt(seconds: float) -> str:
 
 def run_ablation(base: Config, rows: list[Row], seeds: list[int], out: str | os.PathLike[str], jobs: int = 1,
                  baseline: str | None = None, meta: dict[str, Any] | None = None,
-                 echo: Callable[[str], None] = print, collect_only: bool = False) -> dict[str, Any]:
+                 echo: Callable[[str], None] = print, collect_only: bool = False,
+                 epochs: int | None = None) -> dict[str, Any]:
     """Run (or continue) the ablation into ``out``; returns what ``ablation.json`` holds.
 
     ``collect_only`` trains nothing: the tables hold the runs finished so far (e.g. of a study cut
-    short), each row with the seeds it has, differences over the seeds both rows have.
+    short), each row with the seeds it has, differences over the seeds both rows have. ``epochs``
+    scales every row's schedule to that many epochs (:func:`plan`).
     """
     out = Path(out)
     if jobs < 1:
         raise UserError(f"--jobs must be 1 or more, got {jobs}")
-    runs = plan(base, rows, seeds, out)
+    runs = plan(base, rows, seeds, out, epochs)
     names = [r.name for r in rows]
     baseline = baseline or ("B" if "B" in names else names[0])
     if baseline not in names:
@@ -256,7 +302,11 @@ def _collect(runs: list[PlannedRun], rows: list[Row], results: dict[Path, dict[s
         for run in mine:
             r = results[run.folder]
             protocol = protocol or r.get("protocol", "")
-            entries.append({"seed": run.seed, "run_dir": str(run.folder), **{k: float(r[k]) for k in METRICS}})
+            entry = {"seed": run.seed, "run_dir": str(run.folder), **{k: float(r[k]) for k in METRICS}}
+            best = best_evaluation(run.folder, r.get("protocol", ""), run.config.train.epochs)
+            if best is not None:
+                entry["best"] = best
+            entries.append(entry)
         if not mine:
             continue
         resolved = {k: config_to_dict(mine[0].config)[k.split(".")[0]][k.split(".")[1]] for k in ROW_KEYS}

@@ -59,3 +59,18 @@ def read_metrics(folder: Path) -> list[dict[str, Any]]:
         except json.JSONDecodeError:
             continue
     return records
+
+
+def best_evaluation(folder: Path, protocol: str, epochs: int) -> dict[str, Any] | None:
+    """The epoch with the highest Rank-1 among the evaluations logged during training (``eval.every``)
+    under ``protocol``, up to ``epochs``, as the reference selects its model (the first such epoch
+    on a tie); None without any. Selected on the test set, so optimistic: a run's headline figures
+    stay its last epoch's."""
+    evals: dict[int, dict[str, Any]] = {}
+    for r in read_metrics(folder):
+        if r.get("event") == "eval" and r.get("protocol") == protocol and 0 < int(r.get("epoch", 0)) <= epochs:
+            evals[int(r["epoch"])] = r  # a line written again after a resume replaces the earlier one
+    if not evals:
+        return None
+    epoch = max(sorted(evals), key=lambda e: evals[e]["rank1"])
+    return {"epoch": epoch, **{k: float(evals[epoch][k]) for k in ("rank1", "rank10", "mAP", "mINP")}}

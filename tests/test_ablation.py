@@ -190,3 +190,37 @@ def test_bad_ablation_arguments_exit_2(synth_sysu: Path, tmp_path: Path, capsys:
     assert main(base + ["--rows", "table4", "--seeds", "0", "--baseline", "C"]) == 2
     assert "--baseline 'C' is not a row" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.slow
+def test_table3_runs_end_to_end_with_the_best_epoch_beside_the_last(synth_sysu: Path, tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "t3"
+    cmd = _ablate_cmd(synth_sysu, tmp_path / "cache", out)
+    cmd[cmd.index("--only") + 1] = "B,AGW,MSA(AGW)"
+    cmd[cmd.index("--row") : cmd.index("--row") + 2] = ["--rows", "table3", "--epochs", "2", "--set", "eval.every=1"]
+    assert main(cmd) == 0
+    result = json.loads((out / "ablation.json").read_text())
+    assert [r["name"] for r in result["rows"]] == ["B", "AGW", "MSA(AGW)"] and result["epochs"] == 2
+    for row in result["rows"]:
+        for run in row["runs"]:
+            evals = [json.loads(x) for x in (Path(run["run_dir"]) / "metrics.jsonl").read_text().splitlines()
+                     if '"event": "eval"' in x]
+            assert [e["epoch"] for e in evals] == [1, 2]
+            top = max(evals, key=lambda e: e["rank1"])
+            assert run["best"] == {"epoch": top["epoch"], **{k: top[k] for k in ("rank1", "rank10", "mAP", "mINP")}}
+            # the headline stays the last epoch's: the same figures as the epoch-2 evaluation
+            assert run["rank1"] == pytest.approx(evals[-1]["rank1"]) and run["mAP"] == pytest.approx(evals[-1]["mAP"])
+        assert row["best_mean"]["rank1"] == pytest.approx(np.mean([r["best"]["rank1"] for r in row["runs"]]))
+        assert row["best_mean"]["rank1"] >= row["mean"]["rank1"] - 1e-12  # selection on the test set is optimistic
+    agw = result["rows"][1]
+    assert agw["resolved"]["model.two_stream"] and agw["resolved"]["loss.triplet"] == "wrt"
+    cfg = (Path(agw["runs"][0]["run_dir"]) / "config.toml").read_text()
+    assert 'optimizer = "sgd"' in cfg and "epochs = 2" in cfg and 'non_local = "one"' in cfg
+    md = (out / "ablation.md").read_text()
+    assert "| AGW | 2-stem+NL+GeM, WRT, SGD |" in md and "best-epoch Rank-1 (test-selected)" in md
+    assert "optimistic" in md
+    assert main(["report", str(out)]) == 0
+    page = (out / "report.html").read_text()
+    assert "best-epoch mAP (test-selected)" in page and "evaluations.png" in page
+    assert (out / "report_files" / "evaluations.png").stat().st_size > 0

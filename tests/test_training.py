@@ -184,14 +184,42 @@ def test_evaluate_a_checkpoint(synth_sysu: Path, synth_regdb: Path, tmp_path: Pa
 
 def test_periodic_evaluation_is_logged_but_the_last_epoch_is_kept(synth_sysu: Path, tmp_path: Path,
                                                                   tiny_config) -> None:
+    from msareid.training.logs import best_evaluation
+
     run = tmp_path / "run"
-    cfg = tiny_config(synth_sysu, tmp_path / "cache", **{"train.eval_every": 1, "eval.trials": 2})
-    train(cfg, run, progress=False)
+    extra = {"eval.every": 1, "eval.trials": 2, "train.epochs": 3}
+    summary = train(tiny_config(synth_sysu, tmp_path / "cache", **extra), run, progress=False)
     events = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     evals = [e for e in events if e["event"] == "eval"]
-    assert [e["epoch"] for e in evals] == [1, 2]
+    assert [e["epoch"] for e in evals] == [1, 2, 3]
     assert evals[0]["protocol"] == "sysu/all/single-shot/agw" and 0 <= evals[0]["mAP"] <= 1
-    assert load_checkpoint(run / "last.pt")["epoch"] == 2
+    assert load_checkpoint(run / "last.pt")["epoch"] == 3
+    best = best_evaluation(run, "sysu/all/single-shot/agw", 3)
+    top = max(evals, key=lambda e: e["rank1"])  # the first epoch with the highest Rank-1
+    assert best == {"epoch": top["epoch"], **{k: top[k] for k in ("rank1", "rank10", "mAP", "mINP")}}
+    assert best_evaluation(run, "regdb/trial1/visible-to-thermal", 3) is None  # another protocol's lines
+    # evaluating during training leaves training alone: the same weights as a run without it
+    plain = train(tiny_config(synth_sysu, tmp_path / "cache", **{**extra, "eval.every": 0}), tmp_path / "plain",
+                  progress=False)
+    for name, value in plain.model.state_dict().items():
+        assert torch.equal(value, summary.model.state_dict()[name]), name
+    # killed while evaluating epoch 3 (its checkpoint written, its eval line not): resume evaluates it
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    cut = [x for x in lines if not ('"event": "eval"' in x and '"epoch": 3' in x) and '"event": "end"' not in x]
+    (run / "metrics.jsonl").write_text("\n".join(cut) + "\n")
+    assert main(["train", "--resume", str(run), "--no-progress"]) == 0
+    again = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [e["epoch"] for e in again if e["event"] == "eval"] == [1, 2, 3]
+    assert [e for e in again if e["event"] == "eval"][-1]["rank1"] == evals[-1]["rank1"]
+    # resumed once more with nothing missing: no line is written twice
+    assert main(["train", "--resume", str(run), "--no-progress"]) == 0
+    assert [json.loads(x)["event"] for x in (run / "metrics.jsonl").read_text().splitlines()].count("eval") == 3
+
+
+def test_configs_that_name_the_old_key_still_load(tmp_path: Path) -> None:
+    old = tmp_path / "old.toml"
+    old.write_text("[train]\neval_every = 4\n")
+    assert load_config(old).eval.every == 4
 
 
 def test_a_tiny_dataset_trains_with_fewer_identities_per_batch(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

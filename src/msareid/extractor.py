@@ -75,7 +75,8 @@ class FeatureExtractor:
             raise UserError(f"expected an H x W x 3 uint8 image array, got {arr.shape} {arr.dtype}")
         return arr if arr.shape[:2] == (h, w) else fit_image(Image.fromarray(arr), h, w)
 
-    def __call__(self, images: Sequence[ImageLike] | ImageLike, modality: str | Sequence[str] | None = None) -> np.ndarray:
+    def __call__(self, images: Sequence[ImageLike] | ImageLike,
+                 modality: str | Sequence[str] | None = None) -> np.ndarray:
         """Features of ``images`` (one image or a sequence), N x D float32. ``modality`` ("rgb" or
         "ir", one for all or one an image) is needed by a model with a stem for each modality."""
         if isinstance(images, (str, os.PathLike, Image.Image, np.ndarray, torch.Tensor)) and not (

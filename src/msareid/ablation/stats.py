@@ -15,6 +15,9 @@ from scipy import stats as sps
 METRICS = ("rank1", "rank10", "mAP", "mINP")
 LABELS = {"rank1": "Rank-1", "rank10": "Rank-10", "mAP": "mAP", "mINP": "mINP"}
 DIFF_METRICS = ("mAP", "rank1")
+BEST_METRICS = ("rank1", "mAP")  # of the epoch with the best Rank-1 on the test set (eval.every)
+BEST_NOTE = ("best epoch: the epoch with the highest Rank-1 among the evaluations during training, selected "
+             "on the test set as the reference code does (optimistic); the other columns are the last epoch's")
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -46,6 +49,11 @@ def summarise(rows: list[dict[str, Any]], baseline: str) -> list[dict[str, Any]]
         for k in METRICS:
             if runs:
                 row["mean"][k], row["std"][k] = mean_std([run[k] for run in runs])
+        best = [run["best"] for run in runs if "best" in run]
+        if runs and len(best) == len(runs):  # every run evaluated during training (eval.every)
+            row["best_mean"], row["best_std"] = {}, {}
+            for k in BEST_METRICS:
+                row["best_mean"][k], row["best_std"][k] = mean_std([b[k] for b in best])
         row["diff_vs_baseline"] = {}
         paired = [(run, base_by_seed[run["seed"]]) for run in runs if run["seed"] in base_by_seed]
         if paired:
@@ -71,6 +79,11 @@ def markdown_table(result: dict[str, Any]) -> str:
     """The ablation as a Markdown table: mean ± std (%) over seeds and the paired differences."""
     head = ["row", "R2I", "I2R", "X_s-X_a", "X_t-X_a", "seeds"] + [LABELS[k] for k in METRICS]
     head += [f"Δ{LABELS[k]} vs {result['baseline']} [95% CI]" for k in DIFF_METRICS]
+    with_best = any("best_mean" in row for row in result["rows"])
+    head += [f"best-epoch {LABELS[k]} (test-selected)" for k in BEST_METRICS] if with_best else []
+    with_recipe = any(recipe(row.get("resolved", {})) != DEFAULT_RECIPE for row in result["rows"])
+    if with_recipe:
+        head.insert(1, "network, triplet, optimiser")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in result["rows"]:
         s = row.get("resolved", row["settings"])
@@ -78,13 +91,29 @@ def markdown_table(result: dict[str, Any]) -> str:
         losses = [_loss_name(s.get("loss.source_loss")), _loss_name(s.get("loss.target_loss"))]
         if not (s.get("model.r2i") or s.get("model.i2r")):
             losses = ["-", "-"]
-        cells = [row["name"], *mark, *losses, str(len(row["runs"]))]
+        cells = [row["name"], *([recipe(s)] if with_recipe else []), *mark, *losses, str(len(row["runs"]))]
         for k in METRICS:
             cells.append(f"{_pct(row['mean'][k])} ± {_pct(row['std'][k])}" if k in row["mean"] else "-")
         cells += [_diff(row["diff_vs_baseline"].get(k)) if row["name"] != result["baseline"] else "0 (baseline)"
                   for k in DIFF_METRICS]
+        if with_best:
+            cells += [f"{_pct(row['best_mean'][k])} ± {_pct(row['best_std'][k])}" if "best_mean" in row else "-"
+                      for k in BEST_METRICS]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def recipe(resolved: dict[str, Any]) -> str:
+    """A row's network, triplet loss and optimiser in a few words, e.g. "2-stem+NL+GeM, WRT, SGD"."""
+    parts = [name for key, name in (("model.two_stream", "2-stem"), ("model.non_local", "NL"), ("model.pooling", "GeM"))
+             if resolved.get(key) not in (None, False, "off", "avg")]
+    network = "+".join(parts) or "1-stem"
+    triplet = {"wrt": "WRT", "batch_hard": "hard"}.get(str(resolved.get("loss.triplet", "batch_hard")), "?")
+    optimiser = {"adam": "Adam", "sgd": "SGD"}.get(str(resolved.get("train.optimizer", "adam")), "?")
+    return f"{network}, {triplet}, {optimiser}"
+
+
+DEFAULT_RECIPE = recipe({})
 
 
 def _loss_name(name: Any) -> str:
@@ -104,6 +133,7 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         markdown_table(result),
         "",
+        *([f"The {BEST_NOTE}.", ""] if any("best_mean" in r for r in result["rows"]) else []),
         f"Base config: `{result.get('config', '')}`; overrides: {result.get('overrides', []) or 'none'}.",
         "",
     ])

@@ -26,9 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--collect", action="store_true",
                    help="train nothing: write the tables of the runs finished so far")
     p.add_argument("--epochs", type=positive_int,
-                   help="resize every row alike: each row's schedule (epochs, warm-up, milestones) scaled to N epochs")
+                   help="resize every row alike: each row's schedule (epochs, warm-up, milestones) scaled to N")
     p.add_argument("--dry-run", action="store_true",
-                   help="train nothing: print each planned run (row, seed, run_dir, settings that differ from the base)")
+                   help="train nothing: print each planned run (row, seed, run_dir, settings differing from the base)")
     p.add_argument("--json", action="store_true", help="--dry-run: print the plan as one JSON object")
 
 

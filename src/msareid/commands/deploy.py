@@ -76,9 +76,9 @@ def add_export_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from msareid.export import export_onnx
-
     import onnx
+
+    from msareid.export import export_onnx
 
     path = export_onnx(args.checkpoint, args.out, args.opset)
     inputs = [i.name for i in onnx.load(str(path), load_external_data=False).graph.input]

@@ -10,10 +10,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-from msareid.ablation.stats import DIFF_METRICS, LABELS, METRICS
+from msareid.ablation.stats import BEST_METRICS, BEST_NOTE, DIFF_METRICS, LABELS, METRICS
 from msareid.errors import UserError
 from msareid.fileio import write_text
-from msareid.report.plots import ablation_plot
+from msareid.report.plots import ablation_plot, eval_curves
+from msareid.training.logs import read_metrics
 
 
 def is_ablation(folder: str | os.PathLike[str]) -> bool:
@@ -28,6 +29,9 @@ def _pct(x: float | None) -> str:
 def _table(result: dict[str, Any]) -> str:
     head = "".join(f"<th>{LABELS[k]}</th>" for k in METRICS)
     head += "".join(f"<th>Δ{LABELS[k]} vs {html.escape(result['baseline'])} [95% CI]</th>" for k in DIFF_METRICS)
+    with_best = any("best_mean" in row for row in result["rows"])
+    if with_best:
+        head += "".join(f"<th>best-epoch {LABELS[k]} (test-selected)</th>" for k in BEST_METRICS)
     lines = [f"<table><tr><th>row</th><th>seeds</th>{head}</tr>"]
     for row in result["rows"]:
         cells = "".join(f"<td>{_pct(row['mean'][k])} ± {_pct(row['std'][k])}</td>" for k in METRICS)
@@ -41,6 +45,9 @@ def _table(result: dict[str, Any]) -> str:
                 colour = "#1a7f37" if d["low"] > 0 else "#b42318" if d["high"] < 0 else "#444"
                 cells += (f"<td style='color:{colour}'>{100 * d['mean']:+.2f} "
                           f"[{100 * d['low']:+.2f}, {100 * d['high']:+.2f}]</td>")
+        if with_best:
+            cells += "".join(f"<td>{_pct(row['best_mean'][k])} ± {_pct(row['best_std'][k])}</td>"
+                             if "best_mean" in row else "<td>-</td>" for k in BEST_METRICS)
         lines.append(f"<tr><td>{html.escape(row['name'])}</td><td>{len(row['runs'])}</td>{cells}</tr>")
     return "\n".join(lines) + "</table>"
 
@@ -58,6 +65,14 @@ def build_ablation_report(folder: str | os.PathLike[str], out: str | os.PathLike
     files = out.parent / f"{out.stem}_files"
     plot = ablation_plot(result, files / "ablation.png")
     seeds = sorted({run["seed"] for r in result["rows"] for run in r["runs"]})
+    runs = {f"{r['name']}/seed{run['seed']}": (r["name"], run["run_dir"]) for r in result["rows"] for run in r["runs"]}
+    during = eval_curves({k: read_metrics(Path(d)) for k, (_, d) in runs.items()}, files / "evaluations.png",
+                         {k: name for k, (name, _) in runs.items()})
+    best_text = ""
+    if during is not None:
+        best_text = (f"<h2>Evaluations during training</h2><p>The {html.escape(BEST_NOTE)}.</p>"
+                     f"<img src=\"{html.escape(os.path.relpath(during, out.parent))}\" "
+                     "alt=\"evaluations during training\">")
     sections = ""
     if pictures:
         chosen = [r for r in result["rows"] if r["name"] == result["baseline"]] + result["rows"][-1:]
@@ -77,6 +92,7 @@ baseline). Base config: <code>{html.escape(str(result.get('config', '')))}</code
 {html.escape(' '.join(result.get('overrides', [])))}.</p>
 {_table(result)}
 <h2>Per seed</h2><img src="{html.escape(os.path.relpath(plot, out.parent))}" alt="per-seed values">
+{best_text}
 {sections}
 </body></html>
 """

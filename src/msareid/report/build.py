@@ -23,23 +23,26 @@ from msareid.fileio import save_json, write_text
 from msareid.inference import evaluate_model, extract_records
 from msareid.models.trained import load_trained
 from msareid.report import figures
-from msareid.report.plots import cmc_plot, training_curves
-from msareid.training.logs import read_metrics
+from msareid.report.plots import cmc_plot, eval_curves, training_curves
+from msareid.training.logs import best_evaluation, read_metrics
 
 KEYS = (("rank1", "Rank-1"), ("rank10", "Rank-10"), ("rank20", "Rank-20"), ("mAP", "mAP"), ("mINP", "mINP"))
 
 
 def describe(config: Config) -> str:
-    """The Table 4/5 row a config trains."""
+    """The Table 3/4/5 row a config trains (on AGW's network: "... on AGW's network")."""
     m, loss = config.model, config.loss
+    agw = m.two_stream and m.non_local != "off" and m.pooling == "gem" and loss.triplet == "wrt"
+    on = " on AGW's network" if agw else ""
     adapters = [name for name, on in (("R2I", m.r2i), ("I2R", m.i2r)) if on]
     if not adapters:
-        return "baseline (no ISA)"
+        return "AGW" if agw else "baseline (no ISA)"
     if loss.source_loss == "none" and loss.target_loss == "none":
-        return f"B + ISA ({', '.join(adapters)})"
+        return f"B + ISA ({', '.join(adapters)}){on}"
     if len(adapters) == 2 and (loss.source_loss, loss.target_loss) == ("ssl_plus", "ssl"):
-        return "MSA"
-    return f"B + ISA + SSC ({', '.join(adapters)}; X_s-X_a {loss.source_loss}, X_t-X_a {loss.target_loss})"
+        return "MSA(AGW)" if agw else "MSA"
+    return (f"B + ISA + SSC ({', '.join(adapters)}; X_s-X_a {loss.source_loss}, X_t-X_a {loss.target_loss})"
+            f"{on}")
 
 
 def _test_split(config: Config, root: str) -> tuple[list[Record], list[Record]]:
@@ -98,7 +101,9 @@ def build_report(runs: list[str | os.PathLike[str]], out: str | os.PathLike[str]
     cmc = cmc_plot({v.name: v.result["cmc"] for v in views}, files / "cmc.png",
                    f"CMC, {views[0].result['protocol']}")
     curves = training_curves({v.name: v.metrics for v in views}, files / "training.png")
-    page = _html(views, Path(os.path.relpath(cmc, out.parent)), Path(os.path.relpath(curves, out.parent)), out)
+    during = eval_curves({v.name: v.metrics for v in views}, files / "evaluations.png")
+    page = _html(views, Path(os.path.relpath(cmc, out.parent)), Path(os.path.relpath(curves, out.parent)), out,
+                 during)
     return write_text(out, page)
 
 
@@ -107,7 +112,7 @@ def _img(path: str | Path, out: Path, alt: str) -> str:
     return f'<img src="{html.escape(rel)}" alt="{html.escape(alt)}">'
 
 
-def _html(views: list[RunView], cmc: Path, curves: Path, out: Path) -> str:
+def _html(views: list[RunView], cmc: Path, curves: Path, out: Path, during: Path | None = None) -> str:
     head = "".join(f"<th>{label}</th>" for _, label in KEYS)
     rows = []
     for v in views:
@@ -115,10 +120,16 @@ def _html(views: list[RunView], cmc: Path, curves: Path, out: Path) -> str:
         cells = "".join(f"<td>{100 * r[k]:.2f}</td>" for k, _ in KEYS)
         pooled = r.get("pooled", {})
         pooled_cells = f"{100 * pooled['rank1']:.2f} / {100 * pooled['mAP']:.2f}" if pooled else "-"
+        best = best_evaluation(v.folder, r["protocol"], r["epochs"])
+        best_cells = (f"{100 * best['rank1']:.2f} / {100 * best['mAP']:.2f} (epoch {best['epoch']})" if best else "-")
         rows.append(f"<tr><td>{html.escape(v.name)}</td><td>{html.escape(describe(v.config))}</td>{cells}"
-                    f"<td>{pooled_cells}</td><td>{r['epochs']}</td></tr>")
+                    f"<td>{pooled_cells}</td><td>{r['epochs']}</td><td>{best_cells}</td></tr>")
     first = views[0].result
     sections = _sections(views, out)
+    if during is not None:
+        sections = (f"<h2>Evaluations during training</h2><p>Rank-1 and mAP on the test protocol every "
+                    f"<code>eval.every</code> epochs (information only: each run's model is its last epoch's)."
+                    f"</p>{_img(during, out, 'evaluations during training')}\n" + sections)
     return _page(rows, head, first, cmc, curves, out, sections)
 
 
@@ -154,8 +165,11 @@ td:first-child,td:nth-child(2){{text-align:left}}img{{max-width:100%;margin:4px 
 <body><h1>msareid report</h1>
 <p>Protocol <b>{html.escape(first['protocol'])}</b>, {first.get('trials', 1)} trial(s), gallery sampler named in
 the protocol; feature: BNNeck (headline), metric {html.escape(str(first.get('metric', 'cosine')))}.
-Model selection: the last epoch of each run (never the best epoch on the test set).</p>
-<table><tr><th>run</th><th>model</th>{head}<th>pooled R1 / mAP</th><th>epochs</th></tr>
+Model selection: the last epoch of each run. The last column, when a run was evaluated during training
+(<code>eval.every</code>), is the epoch with the best test Rank-1 as the reference code selects it: chosen
+on the test set, so optimistic.</p>
+<table><tr><th>run</th><th>model</th>{head}<th>pooled R1 / mAP</th><th>epochs</th>
+<th>best-epoch R1 / mAP (test-selected)</th></tr>
 {''.join(rows)}</table>
 <h2>CMC</h2>{_img(out.parent / cmc, out, 'CMC curves')}
 <h2>Training</h2>{_img(out.parent / curves, out, 'training curves')}

@@ -57,6 +57,32 @@ def training_curves(runs: dict[str, list[dict[str, Any]]], path: str | os.PathLi
     return _save(fig, path)
 
 
+def eval_curves(runs: dict[str, list[dict[str, Any]]], path: str | os.PathLike[str],
+                colour_of: dict[str, str] | None = None) -> Path | None:
+    """Rank-1 and mAP of the evaluations logged during training (``eval.every``), one line a run;
+    None when no run logged any. ``colour_of`` gives runs of one group (an ablation row) one colour."""
+    evals = {name: sorted({r["epoch"]: r for r in records if r.get("event") == "eval"}.items())
+             for name, records in runs.items()}
+    evals = {name: points for name, points in evals.items() if points}
+    if not evals:
+        return None
+    groups = list(dict.fromkeys((colour_of or {}).get(name, name) for name in evals))
+    palette = plt.get_cmap("tab10")
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    for ax, key, label in ((axes[0], "rank1", "Rank-1 (%)"), (axes[1], "mAP", "mAP (%)")):
+        labelled: set[str] = set()
+        for name, points in evals.items():
+            group = (colour_of or {}).get(name, name)
+            ax.plot([e for e, _ in points], [100 * r[key] for _, r in points], lw=1.2,
+                    color=palette(groups.index(group) % 10), label=None if group in labelled else group)
+            labelled.add(group)
+        ax.set(xlabel="epoch", ylabel=label, title=f"test {label.split(' ')[0]} during training")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def tsne_plot(points: Any, ids: Sequence[int], modalities: Sequence[str], path: str | os.PathLike[str],
               title: str) -> Path:
     """2-D embedding: colour = identity, marker = modality (as the paper's Fig. 6)."""

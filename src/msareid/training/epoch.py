@@ -60,6 +60,12 @@ def _check_finite(terms: dict[str, torch.Tensor], epoch: int, step: int, env: Di
                             "the last checkpoint is intact")
 
 
+def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """``lr`` times each parameter group's ``lr_factor`` (1 when absent; AGW's backbone group: 0.1)."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr * group.get("lr_factor", 1.0)
+
+
 def train_one_epoch(
     objective: nn.Module,
     loader: Iterable,
@@ -84,8 +90,7 @@ def train_one_epoch(
     place. ``on_step(step)`` runs after each update (checkpointing mid-epoch); batches come from
     ``loader`` as (rgb, ir, rgb_labels, ir_labels), RGB sample k and IR sample k of one identity.
     """
-    for group in optimizer.param_groups:  # lr_factor: the group's share of lr (AGW's parameter groups)
-        group["lr"] = lr * group.get("lr_factor", 1.0)
+    set_learning_rate(optimizer, lr)
     objective.train()
     sums = sums if sums is not None else LossSums()
     count, images, start = 0, 0, time.perf_counter()

@@ -216,6 +216,35 @@ def test_periodic_evaluation_is_logged_but_the_last_epoch_is_kept(synth_sysu: Pa
     assert [json.loads(x)["event"] for x in (run / "metrics.jsonl").read_text().splitlines()].count("eval") == 3
 
 
+@pytest.mark.slow
+def test_a_run_killed_while_evaluating_resumes_with_every_evaluation_once(synth_sysu: Path, tmp_path: Path,
+                                                                         tiny_config, tiny_overrides) -> None:
+    extra = {"eval.every": 1, "eval.trials": 2, "train.epochs": 3}
+    whole = tmp_path / "whole"
+    train(tiny_config(synth_sysu, tmp_path / "cache", **extra), whole, progress=False)
+    killed = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "msareid", "train", "--config", "configs/tiny.toml", "--out", str(killed),
+           "--no-progress"]
+    for o in tiny_overrides(synth_sysu, tmp_path / "cache", **extra):
+        cmd += ["--set", o]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log, deadline = killed / "metrics.jsonl", time.time() + 120
+    checkpointed = '"event": "checkpoint", "epoch": 2, "step": 0'  # the evaluation of epoch 2 starts now
+    while proc.poll() is None and time.time() < deadline and not (log.exists() and checkpointed in log.read_text()):
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+    assert main(["train", "--resume", str(killed), "--no-progress"]) == 0
+
+    def evals(folder: Path) -> list[dict]:
+        lines = [json.loads(x) for x in (folder / "metrics.jsonl").read_text().splitlines()]
+        return [{k: v for k, v in x.items() if k != "time"} for x in lines if x["event"] == "eval"]
+
+    assert evals(killed) == evals(whole) and [e["epoch"] for e in evals(whole)] == [1, 2, 3]
+    for name, value in load_checkpoint(whole / "last.pt")["model"].items():
+        assert torch.equal(value, load_checkpoint(killed / "last.pt")["model"][name]), name
+
+
 def test_configs_that_name_the_old_key_still_load(tmp_path: Path) -> None:
     old = tmp_path / "old.toml"
     old.write_text("[train]\neval_every = 4\n")

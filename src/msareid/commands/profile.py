@@ -21,7 +21,12 @@ def cmd_profile(args: argparse.Namespace) -> int:
         print(json.dumps(out))
         return 0
     h, w = out["input_size"]
-    print(f"{cfg.model.backbone} at {h}x{w}, {num_classes} classes (paper: ResNet-50, 288x144, 395 classes)")
+    m = cfg.model
+    parts = (("two stems", m.two_stream), (f"non-local blocks ({m.non_local})", m.non_local != "off"),
+             ("GeM", m.pooling == "gem"))
+    agw = [part for part, on in parts if on]
+    network = f" with {', '.join(agw)} (AGW; paper's figures are MSA's F)" if agw else ""
+    print(f"{cfg.model.backbone}{network} at {h}x{w}, {num_classes} classes (paper: ResNet-50, 288x144, 395 classes)")
     print(f"{'':28}{'msareid':>14}{'paper':>14}")
     print(f"{'parameters (F)':28}{out['params'] / 1e6:13.2f}M{PAPER['params'] / 1e6:13.2f}M")
     print(f"{'MACs per image (F)':28}{out['macs_per_image'] / 1e9:13.4f}G{PAPER['macs_per_image'] / 1e9:13.4f}G")

@@ -108,9 +108,9 @@ def test_ablate_writes_the_interface_and_each_run_equals_evaluate(synth_sysu: Pa
             assert set(row["diff_vs_baseline"][k]) >= {"mean", "low", "high"}
     msa = result["rows"][1]
     run = msa["runs"][1]
-    assert Path(run["run_dir"]) == out / "runs" / "MSA" / "seed1"
+    assert run["run_dir"] == "runs/MSA/seed1"  # relative to the ablation folder
     capsys.readouterr()
-    assert main(["evaluate", "--checkpoint", str(Path(run["run_dir"]) / "last.pt"), "--json"]) == 0
+    assert main(["evaluate", "--checkpoint", str(out / run["run_dir"] / "last.pt"), "--json"]) == 0
     again = json.loads(capsys.readouterr().out)
     assert {k: again[k] for k in ("rank1", "rank10", "mAP", "mINP")} == {k: run[k] for k in
                                                                            ("rank1", "rank10", "mAP", "mINP")}
@@ -145,7 +145,7 @@ def test_ablate_writes_the_interface_and_each_run_equals_evaluate(synth_sysu: Pa
     assert len(lines) > first_lines and [x["event"] for x in lines].count("resume") == 1
     assert lines[-1]["epoch"] == 3 and 'epochs = 3' in (out / "runs" / "B" / "seed0" / "config.toml").read_text()
     capsys.readouterr()
-    assert main(["evaluate", "--checkpoint", str(Path(grown["run_dir"]) / "last.pt"), "--json"]) == 0
+    assert main(["evaluate", "--checkpoint", str(out / grown["run_dir"] / "last.pt"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["mAP"] == grown["mAP"]
     # the same folder with another config is refused before anything runs
     other = longer + ["--set", "loss.margin=0.3"]
@@ -175,7 +175,7 @@ def test_a_killed_ablation_continues_where_it_stopped(synth_sysu: Path, tmp_path
     assert all(len(r["runs"]) == 2 for r in result["rows"])
     for row in result["rows"]:
         for run in row["runs"]:
-            lines = [json.loads(x) for x in (Path(run["run_dir"]) / "metrics.jsonl").read_text().splitlines()]
+            lines = [json.loads(x) for x in (out / run["run_dir"] / "metrics.jsonl").read_text().splitlines()]
             assert lines[-1]["event"] == "end" and lines[-1]["epoch"] == 3
 
 
@@ -204,7 +204,7 @@ def test_table3_runs_end_to_end_with_the_best_epoch_beside_the_last(synth_sysu: 
     assert [r["name"] for r in result["rows"]] == ["B", "AGW", "MSA(AGW)"] and result["epochs"] == 2
     for row in result["rows"]:
         for run in row["runs"]:
-            evals = [json.loads(x) for x in (Path(run["run_dir"]) / "metrics.jsonl").read_text().splitlines()
+            evals = [json.loads(x) for x in (out / run["run_dir"] / "metrics.jsonl").read_text().splitlines()
                      if '"event": "eval"' in x]
             assert [e["epoch"] for e in evals] == [1, 2]
             top = max(evals, key=lambda e: e["rank1"])
@@ -215,7 +215,7 @@ def test_table3_runs_end_to_end_with_the_best_epoch_beside_the_last(synth_sysu: 
         assert row["best_mean"]["rank1"] >= row["mean"]["rank1"] - 1e-12  # selection on the test set is optimistic
     agw = result["rows"][1]
     assert agw["resolved"]["model.two_stream"] and agw["resolved"]["loss.triplet"] == "wrt"
-    cfg = (Path(agw["runs"][0]["run_dir"]) / "config.toml").read_text()
+    cfg = (out / agw["runs"][0]["run_dir"] / "config.toml").read_text()
     assert 'optimizer = "sgd"' in cfg and "epochs = 2" in cfg and 'non_local = "one"' in cfg
     md = (out / "ablation.md").read_text()
     assert "| AGW | 2-stem+NL+GeM, WRT, SGD |" in md and "best-epoch Rank-1 (test-selected)" in md
@@ -224,3 +224,59 @@ def test_table3_runs_end_to_end_with_the_best_epoch_beside_the_last(synth_sysu: 
     page = (out / "report.html").read_text()
     assert "best-epoch mAP (test-selected)" in page and "evaluations.png" in page
     assert (out / "report_files" / "evaluations.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_an_ablation_folder_keeps_its_trained_weights_and_owner(synth_sysu: Path, tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from msareid.locks import exclusive
+    from msareid.training.checkpoint import load_checkpoint
+
+    out = tmp_path / "ab"
+    cmd = _ablate_cmd(synth_sysu, tmp_path / "cache", out, jobs=1)
+    cmd[cmd.index("--only") + 1] = "B"
+    cmd[cmd.index("--seeds") + 1] = "0,1,2"
+    cmd[cmd.index("--row") : cmd.index("--row") + 2] = []
+    assert main(cmd) == 0
+    capsys.readouterr()
+    # a second writer is refused with the folder and its holder; --collect reads beside it
+    with exclusive(out, "another msareid ablate"):
+        assert main(cmd) == 2
+        err = capsys.readouterr().err
+        assert str(out) in err and "another msareid ablate (pid" in err and len(err.strip().splitlines()) == 1
+        assert main(cmd + ["--collect"]) == 0
+    capsys.readouterr()
+    seed0, seed1, seed2 = (out / "runs" / "B" / f"seed{s}" for s in (0, 1, 2))
+    # an unreadable last.pt: the run continues from its newest readable epoch checkpoint
+    epoch2 = (seed0 / "epoch_002.pt").read_bytes()
+    (seed0 / "last.pt").unlink()  # epoch_002.pt is the same file (a hard link): replace the name only
+    (seed0 / "last.pt").write_bytes(b"not a checkpoint")
+    (seed0 / "eval.json").unlink()
+    # no readable checkpoint at all: the folder is moved aside, not deleted
+    for f in seed1.glob("*.pt"):
+        f.write_bytes(b"broken")
+    (seed1 / "eval.json").unlink()
+    # a missing config.toml is restored from the checkpoint
+    saved = (seed2 / "config.toml").read_text()
+    (seed2 / "config.toml").unlink()
+    assert main(cmd) == 0
+    captured = capsys.readouterr()
+    assert f"continuing {seed0} from epoch_002.pt" in captured.err, captured.err
+    assert (seed0 / "epoch_002.pt").read_bytes() == epoch2 and load_checkpoint(seed0 / "last.pt")["epoch"] == 2
+    assert list(seed0.glob("last.unreadable-*.pt"))  # the unreadable file is kept too
+    aside = list((out / "runs" / "B").glob("seed1.unreadable-*"))
+    assert len(aside) == 1 and (aside[0] / "last.pt").read_bytes() == b"broken"
+    assert load_checkpoint(seed1 / "last.pt")["epoch"] == 2 and f"moved it to {aside[0]}" in captured.err
+    assert (seed2 / "config.toml").read_text() == saved
+    # a copied folder reports its own runs, from any directory, with the original gone
+    copy = tmp_path / "elsewhere" / "copy"
+    shutil.copytree(out, copy)
+    shutil.rmtree(out)
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert main(["report", "copy", "--out", "copy/report.html"]) == 0
+    result = json.loads((copy / "ablation.json").read_text())
+    assert [r["run_dir"] for r in result["rows"][0]["runs"]] == ["runs/B/seed0", "runs/B/seed1", "runs/B/seed2"]
+    assert (copy / "report.html").is_file() and not out.exists()

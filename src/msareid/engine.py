@@ -9,6 +9,7 @@ module; building a network from a config is :mod:`msareid.models.trained`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import random
@@ -33,6 +34,7 @@ from msareid.data.sampler import CrossModalitySampler
 from msareid.data.transforms import EraseEach, train_transform
 from msareid.errors import UserError
 from msareid.fileio import remove_stale_temporaries
+from msareid.locks import exclusive
 from msareid.losses.objective import MSAObjective
 from msareid.models import MSANet
 from msareid.models.trained import build_model
@@ -133,7 +135,9 @@ def train(config: Config, out_dir: str | os.PathLike[str], resume: bool = False,
     """
     env = distributed.setup(config.train.device)
     try:
-        return _train(config, Path(out_dir), resume, progress, env)
+        owner = exclusive(out_dir, "msareid train") if env.is_main else contextlib.nullcontext()
+        with owner:  # one writer a run folder: a second train or resume of it is refused
+            return _train(config, Path(out_dir), resume, progress, env)
     finally:
         distributed.cleanup(env)
 

@@ -11,6 +11,7 @@ checkpoint starts again from nothing. Runs go ``jobs`` at a time, each with its 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import json
 import os
 import shutil
@@ -27,8 +28,9 @@ from typing import Any
 from msareid.ablation.rows import Row, slug
 from msareid.ablation.stats import METRICS, markdown, summarise
 from msareid.config import Config, config_from_dict, config_to_dict, dump_toml, load_config
-from msareid.errors import UserError
-from msareid.fileio import write_text
+from msareid.errors import UserError, warn
+from msareid.fileio import atomic_path, write_text
+from msareid.locks import exclusive
 from msareid.threads import ENV as THREADS_ENV
 from msareid.threads import available_cores
 from msareid.training.logs import best_evaluation
@@ -127,19 +129,50 @@ def _differences(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list
     return out
 
 
-def _trained_epochs(run: PlannedRun) -> int | None:
-    """``train.epochs`` of the run folder's config, None for a folder without one."""
-    existing = run.folder / "config.toml"
-    return load_config(existing).train.epochs if existing.is_file() else None
+def _checkpoint(path: Path) -> dict[str, Any] | None:
+    """The checkpoint at ``path``, None when it is missing or unreadable."""
+    from msareid.training.checkpoint import load_checkpoint
+
+    if not path.is_file():
+        return None
+    try:
+        return load_checkpoint(path)
+    except UserError:
+        return None
 
 
-def _check_same_config(run: PlannedRun) -> None:
+def _checkpoints(folder: Path) -> list[Path]:
+    """The run's checkpoint files, newest first: ``last.pt``, then ``epoch_NNN.pt`` by epoch."""
+    epochs = sorted(folder.glob("epoch_*.pt"), key=lambda p: p.name, reverse=True)
+    return [p for p in [folder / "last.pt", *epochs] if p.is_file()]
+
+
+def _stored_config(run: PlannedRun, restore: bool = False) -> dict[str, Any] | None:
+    """The config a run folder was trained with: the one inside its newest readable checkpoint,
+    else its ``config.toml``, else the ``planned.toml`` it was started from; None for a folder
+    holding none of them. With ``restore``, a missing or empty ``config.toml`` is written again
+    from the checkpoint."""
+    for path in _checkpoints(run.folder):
+        state = _checkpoint(path)
+        if state is not None:
+            config = config_to_dict(config_from_dict(state["config"], f"{path} (config)"))
+            toml = run.folder / "config.toml"
+            if restore and (not toml.is_file() or not toml.read_text(errors="replace").strip()):
+                write_text(toml, dump_toml(config_from_dict(config)))
+            return config
+    for name in ("config.toml", "planned.toml"):
+        path = run.folder / name
+        if path.is_file() and path.read_text(errors="replace").strip():
+            return config_to_dict(load_config(path))
+    return None
+
+
+def _check_same_config(run: PlannedRun, restore: bool) -> None:
     """A run folder from an earlier ablation must have been made from the same config, except for a
     larger ``train.epochs`` (the runs are then trained further, as ``train --resume --set``)."""
-    existing = run.folder / "config.toml"
-    if not existing.is_file():
+    old = _stored_config(run, restore)
+    if old is None:
         return
-    old = config_to_dict(load_config(existing))
     diff = _differences(old, config_to_dict(run.config))
     if diff == ["train.epochs"] and run.config.train.epochs > old["train"]["epochs"]:
         return
@@ -149,20 +182,41 @@ def _check_same_config(run: PlannedRun) -> None:
 
 
 def _state(run: PlannedRun) -> str:
-    """``done``, ``evaluate`` (trained, not evaluated), ``resume`` (stopped, or to train longer) or ``new``."""
-    longer = (_trained_epochs(run) or run.config.train.epochs) < run.config.train.epochs
+    """``done``; ``evaluate`` (trained, not evaluated); ``resume`` (stopped, or to train longer);
+    ``recover`` (``last.pt`` missing or unreadable, an earlier ``epoch_NNN.pt`` readable); ``aside``
+    (checkpoints, none readable: the folder is moved aside, never deleted); or ``new``."""
+    stored = _stored_config(run)
+    longer = stored is not None and stored["train"]["epochs"] < run.config.train.epochs
     if not longer and (run.folder / "eval.json").is_file() and _read_eval(run.folder) is not None:
         return "done"
-    last = run.folder / "last.pt"
-    if last.is_file():
-        from msareid.training.checkpoint import load_checkpoint
+    files = _checkpoints(run.folder)
+    readable = next(((p, s) for p in files if (s := _checkpoint(p)) is not None), None)
+    if readable is None:  # a folder with any checkpoint-like file is kept (moved aside), never deleted
+        return "aside" if any(run.folder.glob("*.pt")) else "new"
+    path, state = readable
+    if path.name != "last.pt":
+        return "recover"
+    return "evaluate" if int(state["epoch"]) >= run.config.train.epochs else "resume"
 
-        try:
-            epoch = int(load_checkpoint(last)["epoch"])
-        except UserError:
-            return "new"  # unreadable: train again from nothing
-        return "evaluate" if epoch >= run.config.train.epochs else "resume"
-    return "new"
+
+def _recover(run: PlannedRun) -> str:
+    """Make the newest readable ``epoch_NNN.pt`` the run's ``last.pt`` (saying so); returns the
+    state it leaves the run in. The unreadable ``last.pt`` is kept beside it."""
+    path, state = next((p, s) for p in _checkpoints(run.folder) if (s := _checkpoint(p)) is not None)
+    last = run.folder / "last.pt"
+    if last.exists():
+        os.replace(last, run.folder / f"last.unreadable-{time.strftime('%Y%m%d-%H%M%S')}.pt")
+    with atomic_path(last) as tmp:
+        shutil.copyfile(path, tmp)
+    warn(f"{last} is missing or unreadable; continuing {run.folder} from {path.name} (epoch {state['epoch']})")
+    return "evaluate" if int(state["epoch"]) >= run.config.train.epochs else "resume"
+
+
+def _move_aside(run: PlannedRun) -> None:
+    """A folder whose checkpoints are all unreadable is moved aside, not deleted, before a new run."""
+    aside = run.folder.with_name(f"{run.folder.name}.unreadable-{time.strftime('%Y%m%d-%H%M%S')}")
+    os.replace(run.folder, aside)
+    warn(f"no readable checkpoint in {run.folder}; moved it to {aside} and training the run anew")
 
 
 def _read_eval(folder: Path) -> dict[str, Any] | None:
@@ -198,8 +252,13 @@ def _child(commands: list[list[str]], log: Path, threads: int) -> None:
 def execute(run: PlannedRun, threads: int) -> dict[str, Any]:
     """Train (or resume) and evaluate one run in a child process; returns its metrics."""
     state = _state(run)
-    if state == "new" and run.folder.exists():
-        shutil.rmtree(run.folder)  # killed before its first checkpoint: nothing worth keeping
+    if state == "recover":
+        state = _recover(run)
+    elif state == "aside":
+        _move_aside(run)
+        state = "new"
+    elif state == "new" and run.folder.exists():
+        shutil.rmtree(run.folder)  # killed before its first checkpoint: it holds no checkpoint
     run.folder.mkdir(parents=True, exist_ok=True)
     commands: list[list[str]] = []
     if state == "new":
@@ -239,13 +298,22 @@ def run_ablation(base: Config, rows: list[Row], seeds: list[int], out: str | os.
     out = Path(out)
     if jobs < 1:
         raise UserError(f"--jobs must be 1 or more, got {jobs}")
-    runs = plan(base, rows, seeds, out, epochs)
+    # one writer an ablation folder; --collect only reads finished runs, so it works beside one
+    runs = plan(base, rows, seeds, out, epochs)  # pure: bad rows or seeds are refused before the folder is made
     names = [r.name for r in rows]
     baseline = baseline or ("B" if "B" in names else names[0])
     if baseline not in names:
         raise UserError(f"--baseline {baseline!r} is not a row; rows: {', '.join(names)}")
+    owner = contextlib.nullcontext() if collect_only else exclusive(out, "msareid ablate")
+    with owner:
+        return _run_ablation(runs, rows, seeds, out, jobs, baseline, meta, echo, collect_only)
+
+
+def _run_ablation(runs: list[PlannedRun], rows: list[Row], seeds: list[int], out: Path, jobs: int,
+                  baseline: str, meta: dict[str, Any] | None, echo: Callable[[str], None],
+                  collect_only: bool) -> dict[str, Any]:
     for run in runs:
-        _check_same_config(run)
+        _check_same_config(run, restore=not collect_only)
     cores = available_cores()
     jobs = min(jobs, len(runs))
     threads = max(1, cores // jobs)
@@ -284,7 +352,7 @@ def run_ablation(base: Config, rows: list[Row], seeds: list[int], out: str | os.
             for f in futures:
                 f.cancel()
             raise
-    result = _collect(runs, rows, results, baseline, meta or {})
+    result = _collect(runs, rows, results, baseline, meta or {}, out)
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "ablation.json", json.dumps(result, indent=1))
     write_text(out / "ablation.md", markdown(result))
@@ -293,7 +361,9 @@ def run_ablation(base: Config, rows: list[Row], seeds: list[int], out: str | os.
 
 
 def _collect(runs: list[PlannedRun], rows: list[Row], results: dict[Path, dict[str, Any]], baseline: str,
-             meta: dict[str, Any]) -> dict[str, Any]:
+             meta: dict[str, Any], out: Path) -> dict[str, Any]:
+    """What ``ablation.json`` holds; run folders are given relative to ``out``, so a copied or moved
+    ablation folder reports its own runs."""
     table = []
     protocol = ""
     for row in rows:
@@ -302,7 +372,8 @@ def _collect(runs: list[PlannedRun], rows: list[Row], results: dict[Path, dict[s
         for run in mine:
             r = results[run.folder]
             protocol = protocol or r.get("protocol", "")
-            entry = {"seed": run.seed, "run_dir": str(run.folder), **{k: float(r[k]) for k in METRICS}}
+            entry = {"seed": run.seed, "run_dir": run.folder.relative_to(out).as_posix(),
+                     **{k: float(r[k]) for k in METRICS}}
             best = best_evaluation(run.folder, r.get("protocol", ""), run.config.train.epochs)
             if best is not None:
                 entry["best"] = best

@@ -22,6 +22,13 @@ def is_ablation(folder: str | os.PathLike[str]) -> bool:
     return (Path(folder) / "ablation.json").is_file()
 
 
+def run_folder(folder: Path, run_dir: str) -> Path:
+    """A run of the ablation in ``folder``: ``run_dir`` relative to it, or (files written before run
+    folders were relative) the same ``runs/<row>/seed<S>`` inside it, never another folder's run."""
+    p = Path(run_dir)
+    return folder / p if not p.is_absolute() else folder / "runs" / p.parent.name / p.name
+
+
 def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.2f}"
 
@@ -65,8 +72,9 @@ def build_ablation_report(folder: str | os.PathLike[str], out: str | os.PathLike
     files = out.parent / f"{out.stem}_files"
     plot = ablation_plot(result, files / "ablation.png")
     seeds = sorted({run["seed"] for r in result["rows"] for run in r["runs"]})
-    runs = {f"{r['name']}/seed{run['seed']}": (r["name"], run["run_dir"]) for r in result["rows"] for run in r["runs"]}
-    during = eval_curves({k: read_metrics(Path(d)) for k, (_, d) in runs.items()}, files / "evaluations.png",
+    runs = {f"{r['name']}/seed{run['seed']}": (r["name"], run_folder(folder, run["run_dir"]))
+            for r in result["rows"] for run in r["runs"]}
+    during = eval_curves({k: read_metrics(d) for k, (_, d) in runs.items()}, files / "evaluations.png",
                          {k: name for k, (name, _) in runs.items()})
     best_text = ""
     if during is not None:
@@ -76,8 +84,8 @@ def build_ablation_report(folder: str | os.PathLike[str], out: str | os.PathLike
     sections = ""
     if pictures:
         chosen = [r for r in result["rows"] if r["name"] == result["baseline"]] + result["rows"][-1:]
-        dirs = list(dict.fromkeys(r["runs"][0]["run_dir"] for r in chosen if r["runs"]))
-        sections = run_sections([Path(d) for d in dirs], out, root)
+        dirs = list(dict.fromkeys(run_folder(folder, r["runs"][0]["run_dir"]) for r in chosen if r["runs"]))
+        sections = run_sections(dirs, out, root)
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>msareid ablation</title>
 <style>body{{font-family:sans-serif;max-width:1150px;margin:2em auto;color:#222}}

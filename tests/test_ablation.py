@@ -189,7 +189,43 @@ def test_bad_ablation_arguments_exit_2(synth_sysu: Path, tmp_path: Path, capsys:
     assert "model.r2i" in capsys.readouterr().err
     assert main(base + ["--rows", "table4", "--seeds", "0", "--baseline", "C"]) == 2
     assert "--baseline 'C' is not a row" in capsys.readouterr().err
+    assert main(base + ["--rows", "table4", "--seeds", "0,-1"]) == 2
+    assert "--seeds '0,-1': a seed is 0 to 4294967295, got -1" in capsys.readouterr().err
+    assert main(base + ["--row", "x:train.seed=3", "--seeds", "0"]) == 2
+    assert "row 'x' sets train.seed" in capsys.readouterr().err
+    assert main(base + ["--rows", "table4", "--seeds", "0", "--set", "eval.lambda_value=1.5"]) == 2
+    assert "eval.lambda_value: expected 0.0 to 1.0" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+    (tmp_path / "y").mkdir()
+    (tmp_path / "y" / "ablation.json").write_text('{"rows": 3}')
+    assert main(["report", str(tmp_path / "y")]) == 2
+    assert "is not what msareid ablate writes" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_failed_run_stops_the_ablation_unless_keep_going(synth_sysu: Path, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "ab"
+    cmd = _ablate_cmd(synth_sysu, tmp_path / "cache", out, jobs=1)
+    del cmd[cmd.index("--rows") : cmd.index("--rows") + 2]
+    del cmd[cmd.index("--only") : cmd.index("--only") + 2]
+    cmd[cmd.index("--seeds") + 1] = "0"
+    cmd[cmd.index("--row") + 1] = f"bad:data.root={tmp_path / 'nowhere'}"
+    cmd += ["--row", "good:", "--baseline", "good"]
+    assert main(cmd) == 2
+    err = capsys.readouterr().err
+    assert "ablate.log" in err and str(out / "runs" / "bad" / "seed0") in err
+    assert not (out / "runs" / "good").exists()  # the next run never started
+    assert main(cmd + ["--keep-going"]) == 2
+    captured = capsys.readouterr()
+    assert "1 run(s) failed" in captured.err and "going on" in captured.out
+    result = json.loads((out / "ablation.json").read_text())
+    good = out / "runs" / "good" / "seed0"
+    assert [r["name"] for r in result["rows"]] == ["good"] and (good / "eval.json").is_file()
+    # an eval.json of another shape is not a finished run: it is evaluated again
+    (good / "eval.json").write_text("[1, 2]")
+    assert main(cmd + ["--only", "good"]) == 0
+    assert json.loads((good / "eval.json").read_text())["mAP"] == result["rows"][0]["runs"][0]["mAP"]
 
 
 @pytest.mark.slow

@@ -168,9 +168,10 @@ _CHOICES: dict[str, tuple[Any, ...]] = {
 }
 _POSITIVE = ("data.height", "data.width", "sampler.num_ids", "sampler.num_instances", "model.last_stride",
              "loss.window_size", "loss.sigma", "train.epochs", "train.lr", "train.log_every", "eval.trials",
-             "eval.batch_size", "train.base_lr_factor")
+             "eval.batch_size", "train.base_lr_factor", "eval.k1", "eval.k2")
 _NON_NEGATIVE = ("model.checkpoint_segments", "train.threads", "train.max_steps_per_epoch", "train.checkpoint_every",
                  "train.keep_every", "train.momentum", "eval.every", "data.num_workers", "data.pad")
+_RANGES = {"train.seed": (0, 2**32 - 1), "eval.lambda_value": (0.0, 1.0)}  # NumPy seeds; a mixing weight
 # Keys that moved: configs and checkpoints written before still load.
 _MOVED = {("train", "eval_every"): ("eval", "every")}
 
@@ -225,6 +226,9 @@ def _validate(key: str, value: Any) -> None:
         raise UserError(f"config key {key}: expected a positive value, got {value!r}")
     if key in _NON_NEGATIVE and value < 0:
         raise UserError(f"config key {key}: expected 0 or more, got {value!r}")
+    low, high = _RANGES.get(key, (value, value))
+    if not low <= value <= high:
+        raise UserError(f"config key {key}: expected {low} to {high}, got {value!r}")
 
 
 def config_from_dict(raw: dict[str, Any], source: str = "config") -> Config:

@@ -220,11 +220,14 @@ def _move_aside(run: PlannedRun) -> None:
 
 
 def _read_eval(folder: Path) -> dict[str, Any] | None:
+    """The run's ``eval.json``; None when it is missing, unreadable or of another shape (then the
+    run is evaluated again)."""
     try:
         data = json.loads((folder / "eval.json").read_text())
-        return data if all(k in data for k in METRICS) else None
     except (OSError, ValueError):
         return None
+    numbers = isinstance(data, dict) and all(isinstance(data.get(k), (int, float)) for k in METRICS)
+    return data if numbers else None
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
@@ -288,12 +291,14 @@ def _fmt(seconds: float) -> str:
 def run_ablation(base: Config, rows: list[Row], seeds: list[int], out: str | os.PathLike[str], jobs: int = 1,
                  baseline: str | None = None, meta: dict[str, Any] | None = None,
                  echo: Callable[[str], None] = print, collect_only: bool = False,
-                 epochs: int | None = None) -> dict[str, Any]:
+                 epochs: int | None = None, keep_going: bool = False) -> dict[str, Any]:
     """Run (or continue) the ablation into ``out``; returns what ``ablation.json`` holds.
 
     ``collect_only`` trains nothing: the tables hold the runs finished so far (e.g. of a study cut
     short), each row with the seeds it has, differences over the seeds both rows have. ``epochs``
-    scales every row's schedule to that many epochs (:func:`plan`).
+    scales every row's schedule to that many epochs (:func:`plan`). A failed run stops the
+    ablation before another run starts, unless ``keep_going`` (then the tables hold the runs that
+    finished and the failures are reported at the end).
     """
     out = Path(out)
     if jobs < 1:
@@ -306,12 +311,12 @@ def run_ablation(base: Config, rows: list[Row], seeds: list[int], out: str | os.
         raise UserError(f"--baseline {baseline!r} is not a row; rows: {', '.join(names)}")
     owner = contextlib.nullcontext() if collect_only else exclusive(out, "msareid ablate")
     with owner:
-        return _run_ablation(runs, rows, seeds, out, jobs, baseline, meta, echo, collect_only)
+        return _run_ablation(runs, rows, seeds, out, jobs, baseline, meta, echo, collect_only, keep_going)
 
 
 def _run_ablation(runs: list[PlannedRun], rows: list[Row], seeds: list[int], out: Path, jobs: int,
                   baseline: str, meta: dict[str, Any] | None, echo: Callable[[str], None],
-                  collect_only: bool) -> dict[str, Any]:
+                  collect_only: bool, keep_going: bool) -> dict[str, Any]:
     for run in runs:
         _check_same_config(run, restore=not collect_only)
     cores = available_cores()
@@ -330,10 +335,22 @@ def _run_ablation(runs: list[PlannedRun], rows: list[Row], seeds: list[int], out
     results: dict[Path, dict[str, Any]] = {run.folder: _read_eval(run.folder) for run in runs
                                            if states[run.folder] == "done"}
     start, lock, finished = time.perf_counter(), threading.Lock(), [0]
+    stop, failures = threading.Event(), []
 
     def one(run: PlannedRun) -> None:
+        if stop.is_set():  # an earlier run failed: start no other
+            return
         t0 = time.perf_counter()
-        results[run.folder] = execute(run, threads)
+        try:
+            results[run.folder] = execute(run, threads)
+        except UserError as exc:
+            with lock:
+                failures.append(str(exc))
+            if not keep_going:
+                stop.set()  # set here, in the worker, so that the next queued run sees it before starting
+                raise
+            echo(f"failed, going on (--keep-going): {exc}")
+            return
         with lock:
             finished[0] += 1
             elapsed = time.perf_counter() - start
@@ -352,11 +369,14 @@ def _run_ablation(runs: list[PlannedRun], rows: list[Row], seeds: list[int], out
             for f in futures:
                 f.cancel()
             raise
+    runs = [run for run in runs if run.folder in results]
     result = _collect(runs, rows, results, baseline, meta or {}, out)
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "ablation.json", json.dumps(result, indent=1))
     write_text(out / "ablation.md", markdown(result))
     echo(f"wrote {out / 'ablation.json'} and {out / 'ablation.md'} in {_fmt(time.perf_counter() - start)}")
+    if failures:
+        raise UserError(f"{len(failures)} run(s) failed, the tables hold the others; first: {failures[0]}")
     return result
 
 

@@ -30,15 +30,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dry-run", action="store_true",
                    help="train nothing: print each planned run (row, seed, run_dir, settings differing from the base)")
     p.add_argument("--json", action="store_true", help="--dry-run: print the plan as one JSON object")
+    p.add_argument("--keep-going", action="store_true",
+                   help="a failed run does not stop the others (default: stop before the next run starts)")
 
 
 def _seeds(text: str) -> list[int]:
     from msareid.errors import UserError
 
     try:
-        return [int(s) for s in text.split(",") if s.strip()]
+        seeds = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
         raise UserError(f"--seeds {text!r}: expected comma-separated integers, e.g. 0,1,2") from None
+    bad = [s for s in seeds if not 0 <= s < 2**32]
+    if bad:
+        raise UserError(f"--seeds {text!r}: a seed is 0 to 4294967295, got {bad[0]}")
+    return seeds
 
 
 def _print_plan(planned: list[dict], as_json: bool) -> None:
@@ -68,5 +74,6 @@ def cmd_ablate(args: argparse.Namespace) -> int:
         return 0
     meta = {"config": args.config or "defaults", "overrides": list(args.set), "epochs": args.epochs}
     run_ablation(base, rows, _seeds(args.seeds), args.out, args.jobs, args.baseline, meta,
-                 echo=lambda line: print(line, flush=True), collect_only=args.collect, epochs=args.epochs)
+                 echo=lambda line: print(line, flush=True), collect_only=args.collect, epochs=args.epochs,
+                 keep_going=args.keep_going)
     return 0

@@ -22,6 +22,20 @@ def is_ablation(folder: str | os.PathLike[str]) -> bool:
     return (Path(folder) / "ablation.json").is_file()
 
 
+def _is_ablation_result(result: Any) -> bool:
+    """Whether ``result`` has the shape of ``ablation.json`` (what the report reads of it)."""
+    if not (isinstance(result, dict) and isinstance(result.get("rows"), list) and "baseline" in result
+            and "protocol" in result):
+        return False
+    for row in result["rows"]:
+        if not (isinstance(row, dict) and isinstance(row.get("runs"), list) and isinstance(row.get("mean"), dict)
+                and isinstance(row.get("std"), dict) and "name" in row):
+            return False
+        if not all(isinstance(run, dict) and "seed" in run and "run_dir" in run for run in row["runs"]):
+            return False
+    return True
+
+
 def run_folder(folder: Path, run_dir: str) -> Path:
     """A run of the ablation in ``folder``: ``run_dir`` relative to it, or (files written before run
     folders were relative) the same ``runs/<row>/seed<S>`` inside it, never another folder's run."""
@@ -69,6 +83,9 @@ def build_ablation_report(folder: str | os.PathLike[str], out: str | os.PathLike
         result = json.loads((folder / "ablation.json").read_text())
     except (OSError, ValueError) as exc:
         raise UserError(f"{folder / 'ablation.json'} is not readable JSON ({exc})") from None
+    if not _is_ablation_result(result):
+        raise UserError(f"{folder / 'ablation.json'} is not what msareid ablate writes (rows with name, runs, "
+                        "mean and std; baseline; protocol); write it again with msareid ablate ... --collect")
     files = out.parent / f"{out.stem}_files"
     plot = ablation_plot(result, files / "ablation.png")
     seeds = sorted({run["seed"] for r in result["rows"] for run in r["runs"]})

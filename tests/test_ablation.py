@@ -316,3 +316,41 @@ def test_an_ablation_folder_keeps_its_trained_weights_and_owner(synth_sysu: Path
     result = json.loads((copy / "ablation.json").read_text())
     assert [r["run_dir"] for r in result["rows"][0]["runs"]] == ["runs/B/seed0", "runs/B/seed1", "runs/B/seed2"]
     assert (copy / "report.html").is_file() and not out.exists()
+
+
+def test_rows_of_different_protocols_are_not_compared(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from msareid.ablation.stats import markdown
+
+    base = ["ablate", "--config", str(REPO / "configs" / "tiny.toml"), "--out", str(tmp_path / "x"), "--seeds", "0",
+            "--rows", "table4", "--only", "B,indoor", "--row", "indoor:eval.mode=indoor"]
+    assert main(base) == 2
+    err = capsys.readouterr().err
+    assert "row 'indoor' is scored under another protocol than 'B' (eval.mode = 'indoor', not 'all')" in err
+    assert "--mixed-protocols" in err and not (tmp_path / "x").exists()
+    rows = [{"name": "B", "runs": [{"seed": s, "protocol": "sysu/all", "rank1": 0.1, "rank10": 0.5, "mAP": 0.2,
+                                    "mINP": 0.1} for s in (0, 1)]},
+            {"name": "indoor", "runs": [{"seed": s, "protocol": "sysu/indoor", "rank1": 0.3, "rank10": 0.6,
+                                         "mAP": 0.4, "mINP": 0.2} for s in (0, 1)]}]
+    table = summarise(rows, "B")
+    assert table[1]["diff_vs_baseline"] == {}  # no paired difference across protocols
+    result = {"rows": [{**r, "settings": {}, "protocol": r["runs"][0]["protocol"]} for r in table], "baseline": "B",
+              "protocol": "sysu/all", "mixed_protocols": True}
+    md = markdown(result)
+    assert "| indoor | sysu/indoor |" in md and "Protocols differ between rows" in md
+
+
+@pytest.mark.slow
+def test_a_report_of_runs_under_two_protocols_names_each(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    import shutil
+
+    runs = []
+    for parent, protocol in (("a", "sysu/all/single-shot/agw"), ("b", "sysu/indoor/single-shot/agw")):
+        run = tmp_path / parent / "run"
+        shutil.copytree(tiny_checkpoint.parent, run)
+        assert main(["evaluate", "--checkpoint", str(run / "last.pt"), "--trials", "1", "--out",
+                     str(run / "eval.json"), "--json", "--mode", protocol.split("/")[1]]) == 0
+        runs.append(str(run))
+    assert main(["report", *runs, "--out", str(tmp_path / "r.html")]) == 0
+    page = (tmp_path / "r.html").read_text()
+    assert "differs between runs" in page and "(sysu/indoor/single-shot/agw)" in page
+    assert ">a/run<" in page and ">b/run<" in page  # unique labels for two folders named run

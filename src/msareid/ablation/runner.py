@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -27,7 +28,7 @@ from typing import Any
 
 from msareid.ablation.rows import Row, slug
 from msareid.ablation.stats import METRICS, markdown, summarise
-from msareid.config import Config, config_from_dict, config_to_dict, dump_toml, load_config
+from msareid.config import Config, EvalConfig, config_from_dict, config_to_dict, dump_toml, load_config
 from msareid.errors import UserError, warn
 from msareid.fileio import atomic_path, write_text
 from msareid.locks import exclusive
@@ -291,14 +292,16 @@ def _fmt(seconds: float) -> str:
 def run_ablation(base: Config, rows: list[Row], seeds: list[int], out: str | os.PathLike[str], jobs: int = 1,
                  baseline: str | None = None, meta: dict[str, Any] | None = None,
                  echo: Callable[[str], None] = print, collect_only: bool = False,
-                 epochs: int | None = None, keep_going: bool = False) -> dict[str, Any]:
+                 epochs: int | None = None, keep_going: bool = False,
+                 mixed_protocols: bool = False) -> dict[str, Any]:
     """Run (or continue) the ablation into ``out``; returns what ``ablation.json`` holds.
 
     ``collect_only`` trains nothing: the tables hold the runs finished so far (e.g. of a study cut
     short), each row with the seeds it has, differences over the seeds both rows have. ``epochs``
     scales every row's schedule to that many epochs (:func:`plan`). A failed run stops the
     ablation before another run starts, unless ``keep_going`` (then the tables hold the runs that
-    finished and the failures are reported at the end).
+    finished and the failures are reported at the end). Rows scored under different protocols are
+    refused unless ``mixed_protocols`` (then differences pair runs of one protocol only).
     """
     out = Path(out)
     if jobs < 1:
@@ -309,6 +312,8 @@ def run_ablation(base: Config, rows: list[Row], seeds: list[int], out: str | os.
     baseline = baseline or ("B" if "B" in names else names[0])
     if baseline not in names:
         raise UserError(f"--baseline {baseline!r} is not a row; rows: {', '.join(names)}")
+    if not mixed_protocols:
+        check_one_protocol(runs, baseline)
     owner = contextlib.nullcontext() if collect_only else exclusive(out, "msareid ablate")
     with owner:
         return _run_ablation(runs, rows, seeds, out, jobs, baseline, meta, echo, collect_only, keep_going)
@@ -385,15 +390,13 @@ def _collect(runs: list[PlannedRun], rows: list[Row], results: dict[Path, dict[s
     """What ``ablation.json`` holds; run folders are given relative to ``out``, so a copied or moved
     ablation folder reports its own runs."""
     table = []
-    protocol = ""
     for row in rows:
         mine = [run for run in runs if run.row.name == row.name]
         entries = []
         for run in mine:
             r = results[run.folder]
-            protocol = protocol or r.get("protocol", "")
             entry = {"seed": run.seed, "run_dir": run.folder.relative_to(out).as_posix(),
-                     **{k: float(r[k]) for k in METRICS}}
+                     "protocol": str(r.get("protocol", "")), **{k: float(r[k]) for k in METRICS}}
             best = best_evaluation(run.folder, r.get("protocol", ""), run.config.train.epochs)
             if best is not None:
                 entry["best"] = best
@@ -401,5 +404,37 @@ def _collect(runs: list[PlannedRun], rows: list[Row], results: dict[Path, dict[s
         if not mine:
             continue
         resolved = {k: config_to_dict(mine[0].config)[k.split(".")[0]][k.split(".")[1]] for k in ROW_KEYS}
-        table.append({"name": row.name, "settings": dict(row.settings), "resolved": resolved, "runs": entries})
-    return {"rows": summarise(table, baseline), "baseline": baseline, "protocol": protocol, **meta}
+        protocols = sorted({e["protocol"] for e in entries})
+        table.append({"name": row.name, "settings": dict(row.settings), "resolved": resolved,
+                      "protocol": " | ".join(protocols), "runs": entries})
+    rows_out = summarise(table, baseline)
+    first = rows_out[0]["protocol"] if rows_out else ""
+    base = next((r["protocol"] for r in rows_out if r["name"] == baseline), first)
+    mixed = len({r["protocol"] for r in rows_out}) > 1
+    return {"rows": rows_out, "baseline": baseline, "protocol": base, "mixed_protocols": mixed, **meta}
+
+
+PROTOCOL_KEYS = ("data.name", "data.root", "data.trial") + tuple(
+    f"eval.{f.name}" for f in dataclasses.fields(EvalConfig)
+    if not f.metadata.get("training") and f.name != "batch_size")
+
+
+def check_one_protocol(runs: list[PlannedRun], baseline: str) -> None:
+    """Rows scored under different protocols (another dataset, trial, direction, search mode ...)
+    do not share one table: refused, naming the first row and key that differ."""
+
+    def protocol(run: PlannedRun) -> dict[str, Any]:
+        raw = config_to_dict(run.config)
+        return {k: _lookup(raw, k) for k in PROTOCOL_KEYS}
+
+    base = next((run for run in runs if run.row.name == baseline), runs[0])
+    theirs = protocol(base)
+    for run in runs:
+        mine = protocol(run)
+        diff = [k for k in PROTOCOL_KEYS if mine[k] != theirs[k]]
+        if diff:
+            key = diff[0]
+            raise UserError(
+                f"row {run.row.name!r} is scored under another protocol than {base.row.name!r} ({key} = "
+                f"{mine[key]!r}, not {theirs[key]!r}); give each protocol an ablation of its own, or pass "
+                "--mixed-protocols for one table without differences across protocols")

@@ -39,7 +39,8 @@ def paired_interval(diffs: list[float], level: float = 0.95) -> dict[str, float 
 def summarise(rows: list[dict[str, Any]], baseline: str) -> list[dict[str, Any]]:
     """Add ``mean``, ``std`` and ``diff_vs_baseline`` to each row (``runs`` hold per-seed metrics).
 
-    A difference pairs the runs of one seed in both rows; seeds missing from either are left out.
+    A difference pairs the runs of one seed in both rows, scored under one protocol; seeds missing
+    from either (or scored under another protocol) are left out.
     """
     base = next((r for r in rows if r["name"] == baseline), None)
     base_by_seed = {run["seed"]: run for run in base["runs"]} if base else {}
@@ -55,7 +56,8 @@ def summarise(rows: list[dict[str, Any]], baseline: str) -> list[dict[str, Any]]
             for k in BEST_METRICS:
                 row["best_mean"][k], row["best_std"][k] = mean_std([b[k] for b in best])
         row["diff_vs_baseline"] = {}
-        paired = [(run, base_by_seed[run["seed"]]) for run in runs if run["seed"] in base_by_seed]
+        paired = [(run, base_by_seed[run["seed"]]) for run in runs if run["seed"] in base_by_seed
+                  and run.get("protocol", "") == base_by_seed[run["seed"]].get("protocol", "")]
         if paired:
             for k in DIFF_METRICS:
                 row["diff_vs_baseline"][k] = paired_interval([a[k] - b[k] for a, b in paired])
@@ -84,6 +86,9 @@ def markdown_table(result: dict[str, Any]) -> str:
     with_recipe = any(recipe(row.get("resolved", {})) != DEFAULT_RECIPE for row in result["rows"])
     if with_recipe:
         head.insert(1, "network, triplet, optimiser")
+    mixed = result.get("mixed_protocols", False)
+    if mixed:
+        head.insert(1, "protocol")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in result["rows"]:
         s = row.get("resolved", row["settings"])
@@ -91,7 +96,8 @@ def markdown_table(result: dict[str, Any]) -> str:
         losses = [_loss_name(s.get("loss.source_loss")), _loss_name(s.get("loss.target_loss"))]
         if not (s.get("model.r2i") or s.get("model.i2r")):
             losses = ["-", "-"]
-        cells = [row["name"], *([recipe(s)] if with_recipe else []), *mark, *losses, str(len(row["runs"]))]
+        cells = [row["name"], *([row.get("protocol", "")] if mixed else []), *([recipe(s)] if with_recipe else []),
+                 *mark, *losses, str(len(row["runs"]))]
         for k in METRICS:
             cells.append(f"{_pct(row['mean'][k])} ± {_pct(row['std'][k])}" if k in row["mean"] else "-")
         cells += [_diff(row["diff_vs_baseline"].get(k)) if row["name"] != result["baseline"] else "0 (baseline)"
@@ -126,7 +132,9 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join([
         "# Ablation",
         "",
-        f"Protocol `{result['protocol']}`, BNNeck feature, last epoch of each run; seeds {seeds}. "
+        ("Protocols differ between rows (column `protocol`; differences pair runs of one protocol only), "
+         if result.get("mixed_protocols") else f"Protocol `{result['protocol']}`, ")
+        + f"BNNeck feature, last epoch of each run; seeds {seeds}. "
         f"Cells: mean ± sample std over seeds, in %. Δ: mean of the per-seed differences to "
         f"`{result['baseline']}` (the same seeds), with a 95% Student-t interval; an interval that "
         "holds 0 means the runs cannot tell the row from the baseline.",

@@ -30,6 +30,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dry-run", action="store_true",
                    help="train nothing: print each planned run (row, seed, run_dir, settings differing from the base)")
     p.add_argument("--json", action="store_true", help="--dry-run: print the plan as one JSON object")
+    p.add_argument("--mixed-protocols", action="store_true",
+                   help="allow rows scored under different protocols in one table (no differences across them)")
     p.add_argument("--keep-going", action="store_true",
                    help="a failed run does not stop the others (default: stop before the next run starts)")
 
@@ -75,5 +77,5 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     meta = {"config": args.config or "defaults", "overrides": list(args.set), "epochs": args.epochs}
     run_ablation(base, rows, _seeds(args.seeds), args.out, args.jobs, args.baseline, meta,
                  echo=lambda line: print(line, flush=True), collect_only=args.collect, epochs=args.epochs,
-                 keep_going=args.keep_going)
+                 keep_going=args.keep_going, mixed_protocols=args.mixed_protocols)
     return 0

@@ -97,14 +97,28 @@ def build_report(runs: list[str | os.PathLike[str]], out: str | os.PathLike[str]
     """Write the HTML report of ``runs`` to ``out`` (pictures in ``<out stem>_files/``)."""
     out = Path(out)
     views = [_run(Path(r), out, root, i) for i, r in enumerate(runs)]
+    _unique_names(views)
     files = out.parent / f"{out.stem}_files"
+    protocols = list(dict.fromkeys(v.result["protocol"] for v in views))
     cmc = cmc_plot({v.name: v.result["cmc"] for v in views}, files / "cmc.png",
-                   f"CMC, {views[0].result['protocol']}")
+                   f"CMC, {protocols[0]}" if len(protocols) == 1 else "CMC (protocols differ: see the table)")
     curves = training_curves({v.name: v.metrics for v in views}, files / "training.png")
     during = eval_curves({v.name: v.metrics for v in views}, files / "evaluations.png")
     page = _html(views, Path(os.path.relpath(cmc, out.parent)), Path(os.path.relpath(curves, out.parent)), out,
                  during)
     return write_text(out, page)
+
+
+def _unique_names(views: list[RunView]) -> None:
+    """Label runs by their folder's name, or by its last two parts where names repeat (B/seed0)."""
+    names = [v.name for v in views]
+    for v in views:
+        if names.count(v.name) > 1:
+            v.name = f"{v.folder.parent.name}/{v.folder.name}"
+    names = [v.name for v in views]
+    for v in views:
+        if names.count(v.name) > 1:
+            v.name = str(v.folder)
 
 
 def _img(path: str | Path, out: Path, alt: str) -> str:
@@ -115,6 +129,7 @@ def _img(path: str | Path, out: Path, alt: str) -> str:
 def _html(views: list[RunView], cmc: Path, curves: Path, out: Path, during: Path | None = None) -> str:
     head = "".join(f"<th>{label}</th>" for _, label in KEYS)
     rows = []
+    mixed = len({v.result["protocol"] for v in views}) > 1
     for v in views:
         r = v.result
         cells = "".join(f"<td>{100 * r[k]:.2f}</td>" for k, _ in KEYS)
@@ -122,9 +137,12 @@ def _html(views: list[RunView], cmc: Path, curves: Path, out: Path, during: Path
         pooled_cells = f"{100 * pooled['rank1']:.2f} / {100 * pooled['mAP']:.2f}" if pooled else "-"
         best = best_evaluation(v.folder, r["protocol"], r["epochs"])
         best_cells = (f"{100 * best['rank1']:.2f} / {100 * best['mAP']:.2f} (epoch {best['epoch']})" if best else "-")
-        rows.append(f"<tr><td>{html.escape(v.name)}</td><td>{html.escape(describe(v.config))}</td>{cells}"
+        label = describe(v.config) + (f" ({r['protocol']})" if mixed else "")
+        rows.append(f"<tr><td>{html.escape(v.name)}</td><td>{html.escape(label)}</td>{cells}"
                     f"<td>{pooled_cells}</td><td>{r['epochs']}</td><td>{best_cells}</td></tr>")
-    first = views[0].result
+    first = dict(views[0].result)
+    if mixed:  # no one headline: each run's protocol is named beside its model
+        first["protocol"] = "differs between runs (named in the model column)"
     sections = _sections(views, out)
     if during is not None:
         sections = (f"<h2>Evaluations during training</h2><p>Rank-1 and mAP on the test protocol every "

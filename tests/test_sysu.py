@@ -166,3 +166,13 @@ def test_broken_roots_fail_naming_the_path(sysu_tree: Path, breakage, message: s
 def test_an_unlisted_empty_folder_is_never_read(sysu_tree: Path) -> None:
     (sysu_tree / "cam1" / "0009").mkdir()
     assert len(SysuMM01(sysu_tree).train()[0]) == 7
+
+
+def test_an_id_given_twice_is_kept_once_with_a_warning(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from msareid.data.base import read_id_file
+
+    ids = tmp_path / "test_id.txt"
+    ids.write_text("3,1,3,2,1\n")
+    assert read_id_file(ids) == [3, 1, 2]
+    err = capsys.readouterr().err
+    assert str(ids) in err and "2 repeated id(s) kept once (1, 3)" in err

@@ -314,3 +314,21 @@ sys.exit(0 if applied and before >= 100 and after <= before / 10 else 1)  # huge
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_run_folder_has_one_writer(tiny_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import shutil
+
+    from msareid.locks import exclusive
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_checkpoint.parent, run)
+    before = (run / "last.pt").read_bytes()
+    with exclusive(run, "msareid train"):
+        assert main(["train", "--resume", str(run), "--set", "train.epochs=2", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"{run} is being written by msareid train (pid {os.getpid()}" in err
+    assert (run / "last.pt").read_bytes() == before
+    # the lock dies with its holder: the same resume now runs
+    assert main(["train", "--resume", str(run), "--set", "train.epochs=2", "--no-progress"]) == 0
+    assert load_checkpoint(run / "last.pt")["epoch"] == 2

@@ -94,10 +94,14 @@ def plan(base: Config, rows: list[Row], seeds: list[int], out: Path, epochs: int
             if "train.seed" in row.settings:
                 raise UserError(f"row {row.name!r} sets train.seed, which --seeds sets for every row; remove it")
             settings = {**row.settings, "train.seed": seed}
-            resolved = _apply(raw, settings)
-            if epochs is not None:
-                resolved = scale_schedule(config_to_dict(config_from_dict(resolved, f"row {row.name!r}")), epochs)
-            config = config_from_dict(resolved, f"row {row.name!r}")
+            try:
+                resolved = _apply(raw, settings)
+                if epochs is not None:
+                    resolved = scale_schedule(config_to_dict(config_from_dict(resolved, f"row {row.name!r}")),
+                                              epochs)
+                config = config_from_dict(resolved, f"row {row.name!r}")
+            except UserError as exc:  # name the row the user typed, not a config key alone
+                raise UserError(f"row {row.name!r} (--row or --rows): {exc}") from None
             runs.append(PlannedRun(row, seed, config, out / "runs" / slug(row.name) / f"seed{seed}"))
     return runs
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from msareid.data.records import Record
-from msareid.errors import UserError
+from msareid.errors import UserError, warn
 from msareid.eval.rules import STANDARD, RankingRules
 
 
@@ -165,3 +165,25 @@ def format_summary(summary: dict[str, Any]) -> str:
 
     walk("", {k: v for k, v in summary.items() if k not in ("dataset", "trial")})
     return "\n".join(lines)
+
+
+def read_id_file(path: Path) -> list[int]:
+    """Parse an id file (SYSU-MM01's ``exp/*_id.txt``, LLCM's ``idx/test_id.txt``): one line of
+    comma-separated integer ids; an id given twice is kept once, with a warning."""
+    if not path.is_file():
+        raise UserError(f"{path} is missing: expected one line of comma-separated person ids")
+    text = path.read_text(encoding="utf-8-sig").strip()
+    first = text.splitlines()[0] if text else ""
+    try:
+        ids = [int(tok) for tok in first.split(",") if tok.strip()]
+    except ValueError:
+        raise UserError(
+            f"{path}: expected comma-separated integer ids on the first line, got {first[:60]!r}"
+        ) from None
+    if not ids:
+        raise UserError(f"{path} lists no ids: expected one line of comma-separated person ids")
+    unique = list(dict.fromkeys(ids))
+    if len(unique) < len(ids):
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        warn(f"{path}: {len(ids) - len(unique)} repeated id(s) kept once ({', '.join(map(str, repeated[:5]))})")
+    return unique

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from msareid.data.base import DEFAULT_SETTINGS, DatasetReader, TestRun, TestSettings, verify_images
+from msareid.data.base import DEFAULT_SETTINGS, DatasetReader, TestRun, TestSettings, read_id_file, verify_images
 from msareid.data.records import Modality, Record, count_ids
 from msareid.errors import UserError, warn
 from msareid.eval.rules import RankingRules
@@ -51,17 +51,7 @@ _PATH = re.compile(r"(?:^|/)cam(\d)/(\d+)/[^/]+$")
 
 
 def _read_test_ids(path: Path) -> list[int]:
-    if not path.is_file():
-        raise UserError(f"{path} is missing: expected one line of comma-separated test person ids")
-    text = path.read_text(encoding="utf-8-sig").strip()
-    first = text.splitlines()[0] if text else ""
-    try:
-        ids = [int(tok) for tok in first.split(",") if tok.strip()]
-    except ValueError:
-        raise UserError(f"{path}: expected comma-separated integer ids on the first line, got {first[:60]!r}") from None
-    if not ids:
-        raise UserError(f"{path} lists no ids: expected one line of comma-separated person ids")
-    return sorted(ids)
+    return sorted(read_id_file(path))
 
 
 class LLCM(DatasetReader):

@@ -20,7 +20,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from msareid.data.base import DEFAULT_SETTINGS, DatasetReader, TestRun, TestSettings, verify_images
+from msareid.data.base import DEFAULT_SETTINGS, DatasetReader, TestRun, TestSettings, read_id_file, verify_images
 from msareid.data.records import Modality, Record, count_ids
 from msareid.data.sysu_official import RandPerm
 from msareid.errors import UserError, warn
@@ -37,23 +37,6 @@ SPLITS = ("train", "val", "test")
 def modality_of_camera(camera: int) -> Modality:
     """SYSU-MM01 cameras 3 and 6 are infrared, the others RGB."""
     return Modality.IR if camera in IR_CAMERAS else Modality.RGB
-
-
-def read_id_file(path: Path) -> list[int]:
-    """Parse an ``exp/*_id.txt`` file: one line of comma-separated integer ids."""
-    if not path.is_file():
-        raise UserError(f"{path} is missing: expected one line of comma-separated person ids")
-    text = path.read_text().strip()
-    first = text.splitlines()[0] if text else ""
-    try:
-        ids = [int(tok) for tok in first.split(",") if tok.strip()]
-    except ValueError:
-        raise UserError(
-            f"{path}: expected comma-separated integer ids on the first line, got {first[:60]!r}"
-        ) from None
-    if not ids:
-        raise UserError(f"{path} lists no ids: expected one line of comma-separated person ids")
-    return ids
 
 
 class SysuMM01(DatasetReader):

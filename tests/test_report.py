@@ -4,6 +4,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from msareid.cli import main
@@ -51,3 +52,18 @@ def test_report_of_baseline_and_msa(synth_sysu: Path, tmp_path: Path, capsys, ti
     assert (tmp_path / "msa" / "eval.json").is_file()  # evaluated once, kept for the next report
     assert main(["report", runs[1]]) == 0 and (tmp_path / "msa" / "report.html").is_file()
     assert main(["report", *runs]) == 2 and "several runs need --out" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_run_with_a_relative_data_root_reports_from_anywhere(synth_sysu: Path, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = Path.cwd()
+    monkeypatch.chdir(synth_sysu.parent)
+    overrides = [f"data.root={synth_sysu.name}", f"data.cache_dir={tmp_path / 'cache'}", "data.height=32",
+                 "data.width=16", "train.epochs=1", "train.max_steps_per_epoch=2", "sampler.num_ids=3",
+                 "sampler.num_instances=2", "eval.trials=1"]
+    args = ["train", "--config", str(repo / "configs" / "tiny.toml"), "--out", str(tmp_path / "run"), "--no-progress"]
+    assert main(args + [x for o in overrides for x in ("--set", o)]) == 0
+    monkeypatch.chdir(tmp_path)
+    assert main(["report", "run"]) == 0
+    assert "t-SNE" in (tmp_path / "run" / "report.html").read_text()

@@ -224,7 +224,7 @@ def _train(config: Config, out: Path, resume: bool, progress: bool, env: DistEnv
     run.log.write({"event": "resume" if resume else "start", "epoch": epoch, "step": step,
                    "world_size": env.world_size, "ddp": env.distributed, "device": str(env.device),
                    "threads": torch.get_num_threads(), "steps_per_epoch": run.data.steps_per_epoch,
-                   "num_classes": len(run.data.labels), "config": config_to_dict(config)})
+                   "num_classes": len(run.data.labels), "cwd": os.getcwd(), "config": config_to_dict(config)})
     start, losses = time.perf_counter(), {}
     if resume and step == 0:  # killed while evaluating the epoch of its checkpoint: evaluate it now
         _evaluate_if_due(run, epoch, already=read_metrics(out) if env.is_main else [])

@@ -67,7 +67,7 @@ class RunView:
 def _run(folder: Path, out: Path, root: str | None, index: int) -> RunView:
     ckpt = folder / "last.pt"
     model, config, state = load_trained(ckpt)
-    root = root or config.data.root
+    root = root or _data_root(folder, config.data.root)
     if not root:
         raise UserError(f"{folder}: the run's config has no data.root; pass --root")
     eval_path = folder / "eval.json"
@@ -91,6 +91,20 @@ def _run(folder: Path, out: Path, root: str | None, index: int) -> RunView:
     figs["ranking"] = str(figures.ranking_figure(bn.rows(query), bn.rows(gallery), query, gallery, config,
                                                  files / f"{tag}_ranking.png"))
     return RunView(folder.name, folder, config, {**result, "epochs": state["epoch"]}, figs, read_metrics(folder))
+
+
+def _data_root(folder: Path, root: str) -> str:
+    """The run's ``data.root``; a relative one that does not exist from here is taken relative to
+    the directory the run was trained from (its ``metrics.jsonl`` says), so a report can be made
+    from any working directory."""
+    if not root or Path(root).is_absolute() or Path(root).exists():
+        return root
+    for record in read_metrics(folder):
+        if record.get("event") in ("start", "resume") and record.get("cwd"):
+            candidate = Path(record["cwd"]) / root
+            if candidate.exists():
+                return str(candidate)
+    return root
 
 
 def build_report(runs: list[str | os.PathLike[str]], out: str | os.PathLike[str], root: str | None = None) -> Path:

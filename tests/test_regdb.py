@@ -69,3 +69,26 @@ def test_malformed_line_and_missing_image_are_named(synth_regdb: Path, tmp_path:
 def test_trial_out_of_range(synth_regdb: Path) -> None:
     with pytest.raises(UserError, match="trial must be 1..10"):
         RegDB(synth_regdb, 11)
+
+
+def test_split_files_listing_an_image_twice_or_contradicting_labels_warn(synth_regdb: Path, tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture) -> None:
+    import shutil
+
+    from msareid.data.regdb import RegDB
+
+    root = tmp_path / "regdb"
+    shutil.copytree(synth_regdb, root)
+    assert len(RegDB(root, 1).records("train", "visible")) > 0 and capsys.readouterr().err == ""
+    split = root / "idx" / "train_visible_1.txt"
+    lines = split.read_text().splitlines()
+    first_path, first_label = lines[0].split()
+    other = next(i for i, line in enumerate(lines) if line.split()[1] != first_label)
+    lines[other] = f"{lines[other].split()[0]} {first_label}"  # another folder's image under the first label
+    lines.append(lines[0])  # the same image again
+    split.write_text("\n".join(lines) + "\n")
+    records = RegDB(root, 1).records("train", "visible")
+    err = capsys.readouterr().err
+    assert f"{split}: 1 image(s) listed twice, kept once" in err
+    assert len(records) == len(lines) - 1 and [r.path for r in records].count(str(root / first_path)) == 1
+    assert f"{split}: " in err and "label(s) contradict the folders" in err and "has label 0" in err

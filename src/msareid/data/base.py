@@ -187,3 +187,29 @@ def read_id_file(path: Path) -> list[int]:
         repeated = sorted({i for i in ids if ids.count(i) > 1})
         warn(f"{path}: {len(ids) - len(unique)} repeated id(s) kept once ({', '.join(map(str, repeated[:5]))})")
     return unique
+
+
+def check_label_list(path: Path, images: list[str], labels: list[int], folders: list[str]) -> list[int]:
+    """The rows of a ``<path> <label>`` list file to keep, with a warning for what looks wrong: an
+    image listed twice (kept once), and a label column that contradicts the folders (one folder's
+    images under two labels, or one label over two folders)."""
+    keep, seen, repeated = [], set(), 0
+    for i, image in enumerate(images):
+        if image in seen:
+            repeated += 1
+            continue
+        seen.add(image)
+        keep.append(i)
+    if repeated:
+        warn(f"{path}: {repeated} image(s) listed twice, kept once")
+    label_of: dict[str, int] = {}
+    folder_of: dict[int, str] = {}
+    contradictions = []
+    for i in keep:
+        folder, label = folders[i], labels[i]
+        if label_of.setdefault(folder, label) != label or folder_of.setdefault(label, folder) != folder:
+            contradictions.append(f"{images[i]} has label {label}")
+    if contradictions:
+        warn(f"{path}: {len(contradictions)} label(s) contradict the folders (one folder, one label expected), "
+             f"e.g. {contradictions[0]}")
+    return keep

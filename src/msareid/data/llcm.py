@@ -37,7 +37,15 @@ from typing import Any
 
 import numpy as np
 
-from msareid.data.base import DEFAULT_SETTINGS, DatasetReader, TestRun, TestSettings, read_id_file, verify_images
+from msareid.data.base import (
+    DEFAULT_SETTINGS,
+    DatasetReader,
+    TestRun,
+    TestSettings,
+    check_label_list,
+    read_id_file,
+    verify_images,
+)
 from msareid.data.records import Modality, Record, count_ids
 from msareid.errors import UserError, warn
 from msareid.eval.rules import RankingRules
@@ -79,7 +87,7 @@ class LLCM(DatasetReader):
         if not path.is_file():
             raise UserError(f"{path} is missing: expected '<relative path> <label>' lines")
         modality = _SIDES[side][0]
-        out, outside = [], 0
+        out, outside, labels = [], 0, []
         root = os.path.realpath(self.root)
         for lineno, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
             if not line.strip():
@@ -96,11 +104,13 @@ class LLCM(DatasetReader):
                 raise UserError(f"{path}:{lineno}: image {image} does not exist")
             outside += os.path.commonpath([root, os.path.realpath(image)]) != root
             out.append(Record(str(image), int(match.group(2)), int(match.group(1)), modality))
+            labels.append(int(parts[1]))
         if outside:
             warn(f"{path}: {outside} image path(s) lead outside the dataset root {self.root}")
         if not out:
             raise UserError(f"{path} lists no images: expected '<relative path> <label>' lines")
-        return out
+        keep = check_label_list(path, [r.path for r in out], labels, [str(r.pid) for r in out])
+        return [out[i] for i in keep]
 
     def train(self) -> tuple[list[Record], list[Record]]:
         """VIS (RGB) and NIR (IR) training records of ``idx/train_{vis,nir}.txt``, in file order."""

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from msareid.data.base import DEFAULT_SETTINGS, DatasetReader, TestRun, TestSettings, verify_images
+from msareid.data.base import DEFAULT_SETTINGS, DatasetReader, TestRun, TestSettings, check_label_list, verify_images
 from msareid.data.records import Modality, Record, count_ids
 from msareid.errors import UserError, warn
 from msareid.eval.rules import RankingRules
@@ -84,7 +84,9 @@ class RegDB(DatasetReader):
             warn(f"{path}: {outside} image path(s) lead outside the dataset root {self.root}")
         if not out:
             raise UserError(f"{path} lists no images: expected '<relative path> <label>' lines")
-        return out
+        keep = check_label_list(path, [r.path for r in out], [r.pid for r in out],
+                                [os.path.dirname(r.path) for r in out])
+        return [out[i] for i in keep]
 
     def train(self) -> tuple[list[Record], list[Record]]:
         """Visible (RGB) and thermal (IR) training records of this trial."""

@@ -210,7 +210,7 @@ def test_a_failed_run_stops_the_ablation_unless_keep_going(synth_sysu: Path, tmp
     del cmd[cmd.index("--rows") : cmd.index("--rows") + 2]
     del cmd[cmd.index("--only") : cmd.index("--only") + 2]
     cmd[cmd.index("--seeds") + 1] = "0"
-    cmd[cmd.index("--row") + 1] = f"bad:data.root={tmp_path / 'nowhere'}"
+    cmd[cmd.index("--row") + 1] = f"bad:model.pretrained={tmp_path / 'nowhere.pth'}"  # fails when training starts
     cmd += ["--row", "good:", "--baseline", "good"]
     assert main(cmd) == 2
     err = capsys.readouterr().err

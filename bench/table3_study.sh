@@ -5,29 +5,14 @@
 # recipe scaled to the same number of epochs (ablate --epochs), evaluated every 2 epochs so that
 # the best epoch (selected on the test set, as the reference does) stands beside the last.
 #   bash bench/table3_study.sh OUT [--device cpu|cuda] [--jobs N] [--seeds 0,1,2,3,4] [--epochs 20] [--collect]
+# (--epochs 20 unless given). Two more rows separate AGW's network from its recipe: AGW-net(Adam) is
+# AGW's network and WRT with the base config's recipe (Adam, random erasing), B(SGD) the baseline
+# network with AGW's recipe (SGD, 8 x (4 + 4), no random erasing, 81 epochs scaled).
 # Resumable: run it again with the same arguments to continue.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-out=${1:?usage: bash bench/table3_study.sh OUT [--device cpu|cuda] [--jobs N] [--seeds S,S,...] [--epochs N]}
-shift
-device=cpu jobs=2 seeds=0,1,2,3,4 epochs=20 extra=()
-while [ $# -gt 0 ]; do
-  case $1 in
-    --device) device=$2; shift 2 ;;
-    --jobs) jobs=$2; shift 2 ;;
-    --seeds) seeds=$2; shift 2 ;;
-    --epochs) epochs=$2; shift 2 ;;
-    --collect) extra+=(--collect); shift ;;
-    *) echo "table3_study.sh: unknown option $1" >&2; exit 2 ;;
-  esac
-done
-export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-PY=python3
-[ -x .venv/bin/python ] && PY=.venv/bin/python
-mkdir -p "$out"
-[ -d "$out/data" ] || "$PY" -m msareid synth sysu --out "$out/data" --ids 200 --rgb-images 4 --ir-images 6 --seed 0 \
-  --workers "$(nproc)"
+source "$(dirname "$0")/study_setup.sh"
 "$PY" -m msareid ablate --config configs/tiny.toml --set "data.root=\"$out/data\"" \
-  --set "data.cache_dir=\"$out/cache\"" --set "train.device=$device" --set eval.every=2 "${extra[@]}" \
-  --rows table4 --rows table3 --only B,AGW,"MSA(AGW)" --epochs "$epochs" \
+  --set "data.cache_dir=\"$out/cache\"" --set "train.device=$device" --set eval.every=2 --epochs 20 "${extra[@]}" \
+  --rows table4 --rows table3 --only 'B,AGW,MSA(AGW),AGW-net(Adam),B(SGD)' \
+  --row 'AGW-net(Adam):model.r2i=false,model.i2r=false,loss.source_loss="none",loss.target_loss="none",model.two_stream=true,model.non_local="one",model.pooling="gem",loss.triplet="wrt"' \
+  --row 'B(SGD):model.r2i=false,model.i2r=false,loss.source_loss="none",loss.target_loss="none",train.optimizer="sgd",train.lr=0.1,train.base_lr_factor=0.1,data.random_erasing=0.0,train.epochs=81,train.warmup_epochs=10,train.milestones=[20, 50]' \
   --seeds "$seeds" --jobs "$jobs" --out "$out/ablate"

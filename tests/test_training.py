@@ -37,23 +37,28 @@ def test_prune_keeps_the_last_and_every_kth(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch_003.pt", "epoch_006.pt", "epoch_007.pt"]
 
 
+def _train_and_kill_at(out: Path, overrides: list[str], line: str) -> None:
+    """``msareid train`` of configs/tiny.toml into ``out`` in a child process, killed with SIGKILL as
+    soon as ``line`` appears in its metrics.jsonl (asserting it was killed, not finished)."""
+    cmd = [sys.executable, "-m", "msareid", "train", "--config", "configs/tiny.toml", "--out", str(out),
+           "--no-progress"]
+    for o in overrides:
+        cmd += ["--set", o]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log, deadline = out / "metrics.jsonl", time.time() + 120
+    while proc.poll() is None and time.time() < deadline and not (log.exists() and line in log.read_text()):
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL  # it was killed mid-run, not finished
+
+
 def test_kill_and_resume_gives_identical_weights(synth_sysu: Path, tmp_path: Path, tiny_config, tiny_overrides) -> None:
     extra = {"data.height": 96, "data.width": 48, "train.epochs": 3, "train.max_steps_per_epoch": 8,
              "train.checkpoint_every": 3}
     reference = train(tiny_config(synth_sysu, tmp_path / "cache", **extra), tmp_path / "whole", progress=False)
     killed = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "msareid", "train", "--config", "configs/tiny.toml", "--out", str(killed),
-           "--no-progress"]
-    for o in tiny_overrides(synth_sysu, tmp_path / "cache", **extra):
-        cmd += ["--set", o]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    log = killed / "metrics.jsonl"
     mid_epoch = '"event": "checkpoint", "epoch": 1, "step": 3'  # 3 steps into the second epoch
-    while proc.poll() is None and time.time() < deadline and not (log.exists() and mid_epoch in log.read_text()):
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    assert proc.wait() == -signal.SIGKILL  # it was killed mid-run, not finished
+    _train_and_kill_at(killed, tiny_overrides(synth_sysu, tmp_path / "cache", **extra), mid_epoch)
     stopped_at = load_checkpoint(killed / "last.pt")
     assert stopped_at["epoch"] == 1 and stopped_at["step"] > 0  # within an epoch
     assert main(["train", "--resume", str(killed), "--no-progress"]) == 0
@@ -223,17 +228,8 @@ def test_a_run_killed_while_evaluating_resumes_with_every_evaluation_once(synth_
     whole = tmp_path / "whole"
     train(tiny_config(synth_sysu, tmp_path / "cache", **extra), whole, progress=False)
     killed = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "msareid", "train", "--config", "configs/tiny.toml", "--out", str(killed),
-           "--no-progress"]
-    for o in tiny_overrides(synth_sysu, tmp_path / "cache", **extra):
-        cmd += ["--set", o]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    log, deadline = killed / "metrics.jsonl", time.time() + 120
     checkpointed = '"event": "checkpoint", "epoch": 2, "step": 0'  # the evaluation of epoch 2 starts now
-    while proc.poll() is None and time.time() < deadline and not (log.exists() and checkpointed in log.read_text()):
-        time.sleep(0.002)
-    proc.send_signal(signal.SIGKILL)
-    assert proc.wait() == -signal.SIGKILL
+    _train_and_kill_at(killed, tiny_overrides(synth_sysu, tmp_path / "cache", **extra), checkpointed)
     assert main(["train", "--resume", str(killed), "--no-progress"]) == 0
 
     def evals(folder: Path) -> list[dict]:

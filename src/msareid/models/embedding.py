@@ -126,7 +126,7 @@ class EmbeddingNet(nn.Module):
         return out
 
     def forward_features(self, images: torch.Tensor, modality: Modalities = None) -> torch.Tensor:
-        """Feature maps (B, C, h, w). ``modality`` (one int, or one a image) chooses the stem of a
+        """Feature maps (B, C, h, w). ``modality`` (one int, or one for each image) chooses the stem of a
         two-stream F and is ignored by a one-stream one.
 
         With ``checkpoint_segments`` > 0, training keeps only the activations at the borders of that

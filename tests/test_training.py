@@ -35,6 +35,12 @@ def test_prune_keeps_the_last_and_every_kth(tmp_path: Path) -> None:
         (tmp_path / f"epoch_{e:03d}.pt").write_text("x")
     prune(tmp_path, keep_last=2, keep_every=3)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch_003.pt", "epoch_006.pt", "epoch_007.pt"]
+    # a process deletes only what it wrote: epochs 8 and 9 are new, epochs 3 and 6 an earlier process's
+    for e in (8, 9):
+        (tmp_path / f"epoch_{e:03d}.pt").write_text("x")
+    prune(tmp_path, keep_last=1, keep_every=0, only={tmp_path / "epoch_008.pt", tmp_path / "epoch_009.pt"})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch_003.pt", "epoch_006.pt", "epoch_007.pt",
+                                                          "epoch_009.pt"]
 
 
 def _train_and_kill_at(out: Path, overrides: list[str], line: str) -> None:

@@ -155,6 +155,7 @@ class TrainingRun:
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
     log: MetricsLog
+    written: set[Path] = field(default_factory=set)  # epoch checkpoints this process wrote (the ones it may prune)
 
     @property
     def cuda(self) -> bool:
@@ -273,7 +274,8 @@ def save_checkpoint(run: TrainingRun, epoch: int, step: int, sums: LossSums | No
     ckpt_io.save_atomic(state, out / "last.pt")
     if sums is None:
         _link_or_copy(out / "last.pt", out / f"epoch_{epoch:03d}.pt")
-        ckpt_io.prune(out, t.keep_last, t.keep_every)
+        run.written.add(out / f"epoch_{epoch:03d}.pt")
+        ckpt_io.prune(out, t.keep_last, t.keep_every, only=run.written)
     run.log.write({"event": "checkpoint", "epoch": epoch, "step": step, "path": str(out / "last.pt")})
 
 

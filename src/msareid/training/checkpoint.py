@@ -77,11 +77,13 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     return ckpt
 
 
-def prune(folder: Path, keep_last: int, keep_every: int) -> None:
-    """Delete epoch checkpoints except the last ``keep_last`` and every ``keep_every``-th epoch."""
+def prune(folder: Path, keep_last: int, keep_every: int, only: set[Path] | None = None) -> None:
+    """Delete epoch checkpoints except the last ``keep_last`` and every ``keep_every``-th epoch;
+    with ``only``, delete none but those (the files this process wrote: a resumed run never
+    removes a checkpoint of an earlier process)."""
     found = sorted((int(m.group(1)), p) for p in folder.glob("epoch_*.pt")
                    if (m := re.fullmatch(r"epoch_(\d+)\.pt", p.name)))
     recent = {e for e, _ in found[-keep_last:]} if keep_last > 0 else set()
     for epoch, path in found:
-        if epoch not in recent and not (keep_every and epoch % keep_every == 0):
+        if epoch not in recent and not (keep_every and epoch % keep_every == 0) and (only is None or path in only):
             path.unlink()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import shutil
@@ -135,15 +136,24 @@ def _differences(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list
 
 
 def _checkpoint(path: Path) -> dict[str, Any] | None:
-    """The checkpoint at ``path``, None when it is missing or unreadable."""
+    """The ``epoch`` and ``config`` of the checkpoint at ``path``, None when it is missing or
+    unreadable; read once for each version of the file (its size and modification time)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return _checkpoint_facts(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _checkpoint_facts(path: str, size: int, mtime_ns: int) -> dict[str, Any] | None:
     from msareid.training.checkpoint import load_checkpoint
 
-    if not path.is_file():
-        return None
     try:
-        return load_checkpoint(path)
+        state = load_checkpoint(path)
     except UserError:
         return None
+    return {"epoch": int(state["epoch"]), "config": state["config"]}
 
 
 def _checkpoints(folder: Path) -> list[Path]:

@@ -60,25 +60,28 @@ def test_resume_from_a_batch() -> None:
     assert list(sampler) == full[3:]
 
 
-@pytest.mark.parametrize("world", [2, 3, 4])
-def test_ranks_share_one_draw_and_see_different_batches(world: int) -> None:
-    ranks = [CrossModalitySampler(RGB, IR, 3, 2, 5, rank=r, world_size=world) for r in range(world)]
-    for s in ranks:
-        s.set_epoch(1)
+@pytest.mark.parametrize("world", [2, 3, 6])
+def test_ranks_split_each_global_batch_by_identity(world: int) -> None:
+    """The configured P ids x K images is the global batch: every rank steps through the same
+    batches and takes P / world of their identities; together they are one process's batches."""
+    ranks = [CrossModalitySampler(RGB, IR, 6, 2, 5, rank=r, world_size=world) for r in range(world)]
+    single = CrossModalitySampler(RGB, IR, 6, 2, 5)
+    for s in (*ranks, single):
+        s.set_epoch(1, start=2)
     per_rank = [list(s) for s in ranks]
-    single = CrossModalitySampler(RGB, IR, 3, 2, 5)
-    assert all(len(b) == len(ranks[0]) == -(-single.batches_per_epoch // world) for b in per_rank)
-    interleaved = [per_rank[r][i] for i in range(len(per_rank[0])) for r in range(world)]
-    assert interleaved == ranks[0].epoch_batches()
-    single.set_epoch(1)
-    assert interleaved[: single.batches_per_epoch] == single.epoch_batches()
-    assert per_rank[0] != per_rank[1]
+    assert all(len(s) == single.batches_per_epoch for s in ranks)
+    joined = [sum((per_rank[r][i] for r in range(world)), []) for i in range(len(per_rank[0]))]
+    assert joined == list(single)
+    for batches in per_rank:  # each share: whole identities, 6 / world of them, K of each
+        ids = [int(RGB[i]) for i, _, _ in batches[0]]
+        assert len(ids) == 6 // world * 2 and len(set(ids)) == 6 // world
 
 
-def test_draws_do_not_depend_on_the_world_size() -> None:
-    one = CrossModalitySampler(RGB, IR, 3, 2, 5)
-    two = CrossModalitySampler(RGB, IR, 3, 2, 5, rank=0, world_size=2)
-    assert two.epoch_batches()[: one.batches_per_epoch] == one.epoch_batches()
+def test_identities_must_split_over_the_ranks() -> None:
+    expected = (r"sampler.num_ids = 6 identities a batch do not split over 4 processes: run 1, 2, 3, 6 "
+                r"processes, or set sampler.num_ids to a multiple of 4 \(4, 8, 12")
+    with pytest.raises(UserError, match=expected):
+        CrossModalitySampler(RGB, IR, 6, 2, 5, rank=0, world_size=4)
 
 
 def test_global_random_state_is_untouched() -> None:

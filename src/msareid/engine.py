@@ -42,6 +42,7 @@ from msareid.training import checkpoint as ckpt_io
 from msareid.training import distributed
 from msareid.training.distributed import DistEnv
 from msareid.training.epoch import LossSums, train_one_epoch
+from msareid.training.global_batch import gather_blocks, synchronise_batchnorm
 from msareid.training.logs import MetricsLog, read_metrics
 from msareid.training.schedule import lr_at
 
@@ -194,7 +195,15 @@ def build_run(config: Config, out: Path, env: DistEnv, log: MetricsLog, progress
     model = build_model(config, num_classes=len(data.labels))
     model.to(env.device, memory_format=torch.channels_last if t.channels_last else torch.preserve_format)
     erase = EraseEach(config.data.random_erasing) if config.data.erasing_stage == "after_isa" else None
-    objective: torch.nn.Module = MSAObjective(model, erase=erase, **dataclasses.asdict(config.loss))
+    if erase is not None and config.data.random_erasing > 0 and env.world_size > 1:
+        raise UserError("data.erasing_stage = after_isa draws each process's erasing from its own generator, so "
+                        f"{env.world_size} processes would not train as one; use data.erasing_stage = before_isa "
+                        "(every shipped config does) or one process")
+    gather = None
+    if env.distributed:  # the global batch: BatchNorm statistics and triplet mining across ranks
+        model = synchronise_batchnorm(model, env.device)
+        gather = gather_blocks
+    objective: torch.nn.Module = MSAObjective(model, erase=erase, gather=gather, **dataclasses.asdict(config.loss))
     if env.distributed:
         objective = torch.nn.parallel.DistributedDataParallel(
             objective, device_ids=[env.device.index] if cuda else None)
@@ -225,7 +234,8 @@ def _train(config: Config, out: Path, resume: bool, progress: bool, env: DistEnv
     run.log.write({"event": "resume" if resume else "start", "epoch": epoch, "step": step,
                    "world_size": env.world_size, "ddp": env.distributed, "device": str(env.device),
                    "threads": torch.get_num_threads(), "steps_per_epoch": run.data.steps_per_epoch,
-                   "num_classes": len(run.data.labels), "cwd": os.getcwd(), "config": config_to_dict(config)})
+                   "num_classes": len(run.data.labels), "cwd": os.getcwd(), "pid": os.getpid(),
+                   "config": config_to_dict(config)})
     start, losses = time.perf_counter(), {}
     if resume and step == 0:  # killed while evaluating the epoch of its checkpoint: evaluate it now
         _evaluate_if_due(run, epoch, already=read_metrics(out) if env.is_main else [])

@@ -40,6 +40,7 @@ def msa_losses(
     window_size: int = 11,
     sigma: float = 1.5,
     erase: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    gather: Callable[[torch.Tensor, int], torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
     """All terms of a step, in order: ``total`` (Eq. 11, what is minimised), ``id``, ``triplet``,
     ``img`` (Eq. 9), then the parts of ``img``.
@@ -52,6 +53,10 @@ def msa_losses(
     and the generated modalities in one batch; ``erase`` (if given) augments that batch first.
     ``triplet`` is the feature-level triplet over all modalities: ``"batch_hard"`` (L_mmtri, Eq. 10,
     with ``margin``) or ``"wrt"`` (AGW's weighted regularised triplet, no margin).
+
+    ``gather(tensor, blocks)`` (under several ranks: :func:`msareid.training.global_batch.gather_blocks`)
+    gives the triplet loss the features and labels of the whole global batch, so it mines over
+    every rank's images; the ID and image losses stay means over this rank's images.
     """
     if rgb.shape != ir.shape or rgb.shape[0] != labels.shape[0]:
         raise ValueError(f"rgb {tuple(rgb.shape)}, ir {tuple(ir.shape)} and {labels.shape[0]} labels do not pair up")
@@ -76,10 +81,13 @@ def msa_losses(
     all_labels = labels.repeat(2 + len(generated))  # blocks: RGB, IR, then each generated one
     out = model.embed(images, model.modalities(rgb.shape[0], list(generated)))
     identity = id_loss(out.logits, all_labels)
+    pooled, pooled_labels = out.pooled, all_labels
+    if gather is not None:
+        pooled, pooled_labels = gather(pooled, 2 + len(generated)), gather(all_labels, 2 + len(generated))
     if triplet == "wrt":
-        tri = weighted_regularized_triplet(out.pooled, all_labels)
+        tri = weighted_regularized_triplet(pooled, pooled_labels)
     elif triplet == "batch_hard":
-        tri = multi_modality_triplet(out.pooled, all_labels, margin)
+        tri = multi_modality_triplet(pooled, pooled_labels, margin)
     else:
         raise ValueError(f"triplet must be batch_hard or wrt, got {triplet!r}")
     total = img + gamma * tri + identity
@@ -95,11 +103,13 @@ class MSAObjective(nn.Module):
     """``msa_losses`` as a module, so DistributedDataParallel wraps the whole training forward."""
 
     def __init__(self, net: MSANet, erase: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                 **loss_kwargs: object) -> None:
+                 gather: Callable[[torch.Tensor, int], torch.Tensor] | None = None, **loss_kwargs: object) -> None:
         super().__init__()
         self.net = net
         self.erase = erase
+        self.gather = gather
         self.loss_kwargs = loss_kwargs
 
     def forward(self, rgb: torch.Tensor, ir: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
-        return msa_losses(self.net, rgb, ir, labels, erase=self.erase, **self.loss_kwargs)  # type: ignore[arg-type]
+        return msa_losses(self.net, rgb, ir, labels, erase=self.erase, gather=self.gather,
+                          **self.loss_kwargs)  # type: ignore[arg-type]

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import torch
-import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
 from msareid.errors import UserError
 from msareid.losses.objective import TOTAL, headline
 from msareid.training.distributed import DistEnv
+from msareid.training.global_batch import average_over_ranks
 from msareid.training.logs import MetricsLog
 
 
@@ -48,16 +49,17 @@ class NonFiniteLoss(UserError):
     """A loss term became NaN or infinite; the run stops before the update."""
 
 
-def _check_finite(terms: dict[str, torch.Tensor], epoch: int, step: int, env: DistEnv) -> None:
-    bad = [name for name, value in terms.items() if not torch.isfinite(value.detach()).all()]
-    flag = torch.tensor([float(bool(bad))], device=env.device)
-    if env.distributed:  # every rank stops together, or the others would wait for this one forever
-        dist.all_reduce(flag)
-    if flag.item():
-        where = f"epoch {epoch + 1}, step {step + 1}"
-        detail = ", ".join(f"{n} = {terms[n].item()}" for n in bad) if bad else "on another rank"
-        raise NonFiniteLoss(f"non-finite loss at {where}: {detail}; stopped before the update, "
-                            "the last checkpoint is intact")
+def _global_values(terms: dict[str, torch.Tensor], epoch: int, step: int) -> dict[str, float]:
+    """The loss terms of the global batch: each term averaged over the ranks (one process: its own),
+    which is the value one process would compute. A non-finite term on any rank stops every rank
+    together (the others would otherwise wait for it forever), before the update."""
+    names = list(terms)
+    values = average_over_ranks(torch.stack([terms[n].detach().float() for n in names])).tolist()
+    bad = [f"{n} = {v}" for n, v in zip(names, values) if not math.isfinite(v)]
+    if bad:
+        raise NonFiniteLoss(f"non-finite loss at epoch {epoch + 1}, step {step + 1}: {', '.join(bad)}; "
+                            "stopped before the update, the last checkpoint is intact")
+    return dict(zip(names, values))
 
 
 def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
@@ -104,12 +106,11 @@ def train_one_epoch(
         labels = y_rgb.to(env.device, non_blocking=True)
         with torch.autocast(env.device.type, dtype=torch.float16, enabled=amp):
             terms = objective(rgb, ir, labels)
-        _check_finite(terms, epoch, step, env)
+        values = _global_values(terms, epoch, step)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(terms[TOTAL]).backward()
         scaler.step(optimizer)
         scaler.update()
-        values = {k: float(v.detach()) for k, v in terms.items()}
         sums.add(values)
         count += 1
         images += 2 * rgb.shape[0] * env.world_size

@@ -15,6 +15,7 @@ import pytest
 from scipy import stats as sps
 
 from msareid.ablation.rows import ROW_SETS, parse_row, resolve_rows, rows_from_toml
+from msareid.ablation.runner import GpuSlots, visible_gpus
 from msareid.ablation.stats import paired_interval, summarise
 from msareid.cli import main
 from msareid.errors import UserError
@@ -54,6 +55,20 @@ def test_custom_rows_from_flags_and_toml(tmp_path: Path) -> None:
         resolve_rows(["table4"], ["B:"], None)
 
 
+def test_local_runs_spread_over_the_gpus() -> None:
+    slots = GpuSlots(["0", "1"])
+    with slots.take() as a, slots.take() as b, slots.take() as c, slots.take() as d, slots.take() as e:
+        assert [a, b, c, d, e] == ["0", "1", "0", "1", "0"]  # one each, then several a GPU, evenly
+    with slots.take() as a:
+        with slots.take() as b:
+            pass
+        with slots.take() as c:  # the one freed
+            assert (a, b, c) == ("0", "1", "1")
+    with GpuSlots([]).take() as none:
+        assert none is None
+    assert visible_gpus("2, 3") == ["2", "3"]
+
+
 def test_paired_interval_is_the_student_t_interval() -> None:
     diffs = [0.02, 0.05, -0.01, 0.03]
     d = paired_interval(diffs)
@@ -75,12 +90,13 @@ def test_differences_pair_runs_by_seed() -> None:
     assert rows[0]["diff_vs_baseline"]["rank1"]["mean"] == 0
 
 
-def _ablate_cmd(root: Path, cache: Path, out: Path, jobs: int = 2) -> list[str]:
+def _ablate_cmd(root: Path, cache: Path, out: Path, jobs: int = 2, gpus: str = "0,1") -> list[str]:
     sets = [f"data.root={root}", f"data.cache_dir={cache}", "data.height=32", "data.width=16", "data.pad=2",
             "train.epochs=2", "train.max_steps_per_epoch=2", "train.warmup_epochs=1", "sampler.num_ids=3",
             "sampler.num_instances=2", "eval.trials=2"]
     cmd = ["ablate", "--config", str(REPO / "configs" / "tiny.toml"), "--rows", "table4", "--only", "B,MSA,MSA-unit",
-           "--row", "MSA-unit:model.isa_space=unit", "--seeds", "0,1", "--jobs", str(jobs), "--out", str(out)]
+           "--row", "MSA-unit:model.isa_space=unit", "--seeds", "0,1", "--jobs", str(jobs), "--out", str(out),
+           "--gpus", gpus]
     for s in sets:
         cmd += ["--set", s]
     return cmd
@@ -126,9 +142,12 @@ def test_ablate_writes_the_interface_and_each_run_equals_evaluate(synth_sysu: Pa
     # each run's config is the base config with its row's settings and its seed
     cfg = (out / "runs" / "MSA-unit" / "seed1" / "config.toml").read_text()
     assert 'isa_space = "unit"' in cfg and "seed = 1" in cfg
-    # threads: 2 jobs on this machine's cores share them
+    # threads: 2 jobs on this machine's cores share them; --gpus 0,1: each run saw one GPU, both used
     start = json.loads((out / "runs" / "B" / "seed0" / "metrics.jsonl").read_text().splitlines()[0])
     assert start["threads"] == max(1, len(os.sched_getaffinity(0)) // 2)
+    seen = [json.loads((folder / "metrics.jsonl").read_text().splitlines()[0])["cuda_visible_devices"]
+            for folder in (out / "runs").glob("*/seed*")]
+    assert len(seen) == 6 and set(seen) == {"0", "1"}
     # a second call finds every run done and trains nothing
     stamp = (out / "runs" / "B" / "seed0" / "last.pt").stat().st_mtime_ns
     assert main(_ablate_cmd(synth_sysu, tmp_path / "cache", out)) == 0

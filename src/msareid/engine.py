@@ -235,6 +235,7 @@ def _train(config: Config, out: Path, resume: bool, progress: bool, env: DistEnv
                    "world_size": env.world_size, "ddp": env.distributed, "device": str(env.device),
                    "threads": torch.get_num_threads(), "steps_per_epoch": run.data.steps_per_epoch,
                    "num_classes": len(run.data.labels), "cwd": os.getcwd(), "pid": os.getpid(),
+                   "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
                    "config": config_to_dict(config)})
     start, losses = time.perf_counter(), {}
     if resume and step == 0:  # killed while evaluating the epoch of its checkpoint: evaluate it now

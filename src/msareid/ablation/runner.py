@@ -22,7 +22,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -255,9 +255,53 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
         pass
 
 
-def _child(commands: list[list[str]], log: Path, threads: int) -> None:
-    """Run ``msareid`` command lines in one child process with ``threads`` torch threads."""
+class GpuSlots:
+    """Which GPU each local run gets: the visible GPU running the fewest runs now (the lowest index
+    on ties), so ``--jobs N`` over G GPUs puts one run on each while N <= G and spreads the rest
+    evenly; a child sees only its GPU (``CUDA_VISIBLE_DEVICES``), as its ``cuda`` / ``auto``."""
+
+    def __init__(self, gpus: list[str]) -> None:
+        self.gpus = list(gpus)
+        self._busy = {g: 0 for g in self.gpus}
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def take(self) -> Iterator[str | None]:
+        if not self.gpus:
+            yield None
+            return
+        with self._lock:
+            gpu = min(self.gpus, key=lambda g: (self._busy[g], self.gpus.index(g)))
+            self._busy[gpu] += 1
+        try:
+            yield gpu
+        finally:
+            with self._lock:
+                self._busy[gpu] -= 1
+
+
+def visible_gpus(requested: str | None = None) -> list[str]:
+    """``--gpus 0,2`` as given; else ``$CUDA_VISIBLE_DEVICES`` when set; else every GPU torch sees
+    (none on a machine without CUDA: the runs then use the CPU)."""
+    if requested is not None:
+        gpus = [g.strip() for g in requested.split(",") if g.strip()]
+        if not gpus:
+            raise UserError(f"--gpus {requested!r}: expected GPU indices or UUIDs separated by commas, e.g. 0,1")
+        return gpus
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        return [g.strip() for g in env.split(",") if g.strip() and g.strip() != "-1"]
+    import torch
+
+    return [str(i) for i in range(torch.cuda.device_count())]
+
+
+def _child(commands: list[list[str]], log: Path, threads: int, gpu: str | None = None) -> None:
+    """Run ``msareid`` command lines in one child process with ``threads`` torch threads (and only
+    ``gpu`` visible, when given)."""
     env = {**os.environ, THREADS_ENV: str(threads), "OMP_NUM_THREADS": str(threads)}
+    if gpu is not None:
+        env["CUDA_VISIBLE_DEVICES"] = gpu
     with open(log, "a") as fh:
         proc = subprocess.run([sys.executable, "-m", "msareid.ablation.job", json.dumps(commands)], stdout=fh,
                               stderr=subprocess.STDOUT, env=env,
@@ -267,8 +311,9 @@ def _child(commands: list[list[str]], log: Path, threads: int) -> None:
         raise UserError(f"run {log.parent} failed (exit {proc.returncode}): {tail[0]}; see {log}")
 
 
-def execute(run: PlannedRun, threads: int) -> dict[str, Any]:
-    """Train (or resume) and evaluate one run in a child process; returns its metrics."""
+def execute(run: PlannedRun, threads: int, gpu: str | None = None) -> dict[str, Any]:
+    """Train (or resume) and evaluate one run in a child process (seeing only ``gpu``, when given);
+    returns its metrics."""
     state = _state(run)
     if state == "recover":
         state = _recover(run)
@@ -289,7 +334,7 @@ def execute(run: PlannedRun, threads: int) -> dict[str, Any]:
     if state != "done":
         commands.append(["evaluate", "--checkpoint", str(run.folder / "last.pt"), "--out",
                          str(run.folder / "eval.json"), "--json"])
-        _child(commands, run.folder / "ablate.log", threads)
+        _child(commands, run.folder / "ablate.log", threads, gpu)
     result = _read_eval(run.folder)
     if result is None:
         raise UserError(f"{run.folder / 'eval.json'} is missing or lacks {', '.join(METRICS)}")
@@ -307,7 +352,7 @@ def run_ablation(base: Config, rows: list[Row], seeds: list[int], out: str | os.
                  baseline: str | None = None, meta: dict[str, Any] | None = None,
                  echo: Callable[[str], None] = print, collect_only: bool = False,
                  epochs: int | None = None, keep_going: bool = False,
-                 mixed_protocols: bool = False) -> dict[str, Any]:
+                 mixed_protocols: bool = False, gpus: list[str] | None = None) -> dict[str, Any]:
     """Run (or continue) the ablation into ``out``; returns what ``ablation.json`` holds.
 
     ``collect_only`` trains nothing: the tables hold the runs finished so far (e.g. of a study cut
@@ -315,7 +360,8 @@ def run_ablation(base: Config, rows: list[Row], seeds: list[int], out: str | os.
     scales every row's schedule to that many epochs (:func:`plan`). A failed run stops the
     ablation before another run starts, unless ``keep_going`` (then the tables hold the runs that
     finished and the failures are reported at the end). Rows scored under different protocols are
-    refused unless ``mixed_protocols`` (then differences pair runs of one protocol only).
+    refused unless ``mixed_protocols`` (then differences pair runs of one protocol only). ``gpus``:
+    the GPUs the runs share (:class:`GpuSlots`); none, the runs see what this process sees.
     """
     out = Path(out)
     if jobs < 1:
@@ -330,12 +376,13 @@ def run_ablation(base: Config, rows: list[Row], seeds: list[int], out: str | os.
         check_one_protocol(runs, baseline)
     owner = contextlib.nullcontext() if collect_only else exclusive(out, "msareid ablate")
     with owner:
-        return _run_ablation(runs, rows, seeds, out, jobs, baseline, meta, echo, collect_only, keep_going)
+        return _run_ablation(runs, rows, seeds, out, jobs, baseline, meta, echo, collect_only, keep_going,
+                             GpuSlots(gpus or []))
 
 
 def _run_ablation(runs: list[PlannedRun], rows: list[Row], seeds: list[int], out: Path, jobs: int,
                   baseline: str, meta: dict[str, Any] | None, echo: Callable[[str], None],
-                  collect_only: bool, keep_going: bool) -> dict[str, Any]:
+                  collect_only: bool, keep_going: bool, slots: GpuSlots) -> dict[str, Any]:
     for run in runs:
         _check_same_config(run, restore=not collect_only)
     cores = available_cores()
@@ -343,6 +390,7 @@ def _run_ablation(runs: list[PlannedRun], rows: list[Row], seeds: list[int], out
     threads = max(1, cores // jobs)
     if jobs > cores:
         echo(f"warning: --jobs {jobs} on {cores} cores: runs will share cores (1 thread each)")
+    on = f", on GPU(s) {','.join(slots.gpus)}" if slots.gpus else ""
     states = {run.folder: _state(run) for run in runs}
     todo = [] if collect_only else [run for run in runs if states[run.folder] != "done"]
     if collect_only:
@@ -350,7 +398,7 @@ def _run_ablation(runs: list[PlannedRun], rows: list[Row], seeds: list[int], out
         if not runs:
             raise UserError(f"--collect: no finished run under {out / 'runs'} for these rows and seeds")
     echo(f"ablation: {len(rows)} rows x {len(seeds)} seeds = {len(runs)} runs, {len(runs) - len(todo)} done "
-         f"already; {jobs} at a time, {threads} thread(s) each; into {out}")
+         f"already; {jobs} at a time, {threads} thread(s) each{on}; into {out}")
     results: dict[Path, dict[str, Any]] = {run.folder: _read_eval(run.folder) for run in runs
                                            if states[run.folder] == "done"}
     start, lock, finished = time.perf_counter(), threading.Lock(), [0]
@@ -361,7 +409,8 @@ def _run_ablation(runs: list[PlannedRun], rows: list[Row], seeds: list[int], out
             return
         t0 = time.perf_counter()
         try:
-            results[run.folder] = execute(run, threads)
+            with slots.take() as gpu:
+                results[run.folder] = execute(run, threads, gpu)
         except UserError as exc:
             with lock:
                 failures.append(str(exc))

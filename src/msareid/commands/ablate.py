@@ -21,6 +21,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", required=True, help="comma-separated seeds, the same for every row, e.g. 0,1,2")
     p.add_argument("--jobs", type=positive_int, default=1,
                    help="runs at once; the cores are split among them (default 1)")
+    p.add_argument("--gpus", metavar="0,1,...",
+                   help="GPUs the local runs share, each run seeing one (default: every visible GPU; none: CPU)")
     p.add_argument("--baseline", help="row the paired differences are taken to (default: B if present, else the first)")
     p.add_argument("--out", required=True, help="folder: runs/<row>/seed<S>/, ablation.json, ablation.md")
     p.add_argument("--collect", action="store_true",
@@ -65,7 +67,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from msareid.ablation.rows import resolve_rows
-    from msareid.ablation.runner import describe, plan, run_ablation
+    from msareid.ablation.runner import describe, plan, run_ablation, visible_gpus
     from msareid.config import load_config
 
     base = load_config(args.config, args.set)
@@ -75,7 +77,8 @@ def cmd_ablate(args: argparse.Namespace) -> int:
         _print_plan(describe(base, plan(base, rows, _seeds(args.seeds), Path(args.out), args.epochs)), args.json)
         return 0
     meta = {"config": args.config or "defaults", "overrides": list(args.set), "epochs": args.epochs}
+    gpus = [] if args.collect else visible_gpus(args.gpus)
     run_ablation(base, rows, _seeds(args.seeds), args.out, args.jobs, args.baseline, meta,
                  echo=lambda line: print(line, flush=True), collect_only=args.collect, epochs=args.epochs,
-                 keep_going=args.keep_going, mixed_protocols=args.mixed_protocols)
+                 keep_going=args.keep_going, mixed_protocols=args.mixed_protocols, gpus=gpus)
     return 0

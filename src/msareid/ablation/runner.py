@@ -196,7 +196,7 @@ def _check_same_config(run: PlannedRun, restore: bool) -> None:
                         "use a new --out, or the same --config and --set as before (train.epochs may grow)")
 
 
-def _state(run: PlannedRun) -> str:
+def run_state(run: PlannedRun) -> str:
     """``done``; ``evaluate`` (trained, not evaluated); ``resume`` (stopped, or to train longer);
     ``recover`` (``last.pt`` missing or unreadable, an earlier ``epoch_NNN.pt`` readable); ``aside``
     (checkpoints, none readable: the folder is moved aside, never deleted); or ``new``."""
@@ -314,7 +314,7 @@ def _child(commands: list[list[str]], log: Path, threads: int, gpu: str | None =
 def execute(run: PlannedRun, threads: int, gpu: str | None = None) -> dict[str, Any]:
     """Train (or resume) and evaluate one run in a child process (seeing only ``gpu``, when given);
     returns its metrics."""
-    state = _state(run)
+    state = run_state(run)
     if state == "recover":
         state = _recover(run)
     elif state == "aside":
@@ -366,32 +366,45 @@ def run_ablation(base: Config, rows: list[Row], seeds: list[int], out: str | os.
     out = Path(out)
     if jobs < 1:
         raise UserError(f"--jobs must be 1 or more, got {jobs}")
+    runs, baseline = prepare(base, rows, seeds, out, epochs, baseline, mixed_protocols)
     # one writer an ablation folder; --collect only reads finished runs, so it works beside one
-    runs = plan(base, rows, seeds, out, epochs)  # pure: bad rows or seeds are refused before the folder is made
-    names = [r.name for r in rows]
-    baseline = baseline or ("B" if "B" in names else names[0])
-    if baseline not in names:
-        raise UserError(f"--baseline {baseline!r} is not a row; rows: {', '.join(names)}")
-    if not mixed_protocols:
-        check_one_protocol(runs, baseline)
     owner = contextlib.nullcontext() if collect_only else exclusive(out, "msareid ablate")
     with owner:
         return _run_ablation(runs, rows, seeds, out, jobs, baseline, meta, echo, collect_only, keep_going,
                              GpuSlots(gpus or []))
 
 
+def prepare(base: Config, rows: list[Row], seeds: list[int], out: Path, epochs: int | None, baseline: str | None,
+            mixed_protocols: bool) -> tuple[list[PlannedRun], str]:
+    """The planned runs and the baseline row's name; bad rows, seeds, baseline or mixed protocols
+    are refused before anything is written."""
+    runs = plan(base, rows, seeds, out, epochs)
+    names = [r.name for r in rows]
+    baseline = baseline or ("B" if "B" in names else names[0])
+    if baseline not in names:
+        raise UserError(f"--baseline {baseline!r} is not a row; rows: {', '.join(names)}")
+    if not mixed_protocols:
+        check_one_protocol(runs, baseline)
+    return runs, baseline
+
+
+def check_configs(runs: list[PlannedRun], restore: bool = True) -> None:
+    """Each existing run folder holds the config its planned run trains (else a UserError)."""
+    for run in runs:
+        _check_same_config(run, restore=restore)
+
+
 def _run_ablation(runs: list[PlannedRun], rows: list[Row], seeds: list[int], out: Path, jobs: int,
                   baseline: str, meta: dict[str, Any] | None, echo: Callable[[str], None],
                   collect_only: bool, keep_going: bool, slots: GpuSlots) -> dict[str, Any]:
-    for run in runs:
-        _check_same_config(run, restore=not collect_only)
+    check_configs(runs, restore=not collect_only)
     cores = available_cores()
     jobs = min(jobs, len(runs))
     threads = max(1, cores // jobs)
     if jobs > cores:
         echo(f"warning: --jobs {jobs} on {cores} cores: runs will share cores (1 thread each)")
     on = f", on GPU(s) {','.join(slots.gpus)}" if slots.gpus else ""
-    states = {run.folder: _state(run) for run in runs}
+    states = {run.folder: run_state(run) for run in runs}
     todo = [] if collect_only else [run for run in runs if states[run.folder] != "done"]
     if collect_only:
         runs = [run for run in runs if states[run.folder] == "done"]

@@ -28,8 +28,8 @@ demo: $(STAMP)
 	$(MSAREID) report $(DEMO)/ablate --out $(DEMO)/report.html
 	@echo "Open $(DEMO)/report.html: B vs MSA over 3 seeds (mean, std, paired differences), with pictures."
 
-test: $(STAMP)
-	$(PY) -m pytest -q
+test: $(STAMP)  # one pytest worker a core (at most 4), each with its share of the cores as torch threads
+	$(PY) -m pytest -q -n auto --maxprocesses 4
 
 bench: $(STAMP)  # minutes to an hour on a 2-core CPU; figures in bench/README.md
 	$(PY) bench/data_bench.py

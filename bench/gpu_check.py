@@ -7,7 +7,10 @@
    peak GPU memory, timed over ``--steps`` steps after warm-up steps, through the training loop
    that ``msareid train`` runs (loader, objective, optimiser, GradScaler, finiteness check);
 3. feature-extraction throughput;
-4. one ``msareid evaluate --checkpoint`` of a short run, timed as a whole command.
+4. one ``msareid evaluate --checkpoint`` of a short run, timed as a whole command;
+5. scaling out: ``msareid ablate --jobs G`` over all G visible GPUs (each run must see its own
+   GPU), and one ``torchrun`` training with as many ranks as GPUs (one if there is one), its
+   images/s and world size read from the run's log.
 
 Writes ``gpu_check.json`` and ``gpu_check.md`` into ``--out``. ``--dry-run`` does every step on the
 CPU at toy size (the test suite runs it) so that the script is known to work before a GPU is lent.
@@ -150,6 +153,44 @@ def _evaluate_command(root: Path, out: Path, args: argparse.Namespace, device: s
             "queries": result.get("queries"), "rank1": result["rank1"], "mAP": result["mAP"]}
 
 
+def _ablate_over_gpus(root: Path, out: Path, gpus: int) -> dict:
+    """A tiny ablation with one run a GPU (B and MSA, seeds 0, 1, ...), ``--jobs`` = GPUs: which GPU
+    each run saw. Without a GPU: one run."""
+    folder, seeds = out / "scale_ablate", ",".join(str(i) for i in range(max(1, -(-gpus // 2))))
+    cmd = [sys.executable, "-m", "msareid", "ablate", "--config", str(REPO / "configs" / "tiny.toml"), "--rows",
+           "table4", "--only", "B,MSA" if gpus > 1 else "B", "--seeds", seeds, "--jobs", str(max(1, gpus)),
+           "--out", str(folder)]
+    for s in (f'data.root="{root}"', f'data.cache_dir="{out / "cache"}"', "train.epochs=1",
+              "train.max_steps_per_epoch=5", "eval.trials=1"):
+        cmd += ["--set", s]
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    seen = sorted(json.loads((run / "metrics.jsonl").read_text().splitlines()[0]).get("cuda_visible_devices") or "-"
+                  for run in (folder / "runs").glob("*/seed*"))
+    return {"runs": len(seen), "jobs": max(1, gpus), "gpus_seen": seen, "seconds": round(time.perf_counter() - t0, 1),
+            "each_gpu_used": gpus == 0 or set(seen) == {str(i) for i in range(gpus)}}
+
+
+def _torchrun(root: Path, out: Path, args: argparse.Namespace, gpus: int, device: str) -> dict:
+    """One training with a rank per GPU: the world size and images/s its log reports."""
+    ranks, run = max(1, gpus), out / "scale_torchrun"
+    ids = 6 if 6 % ranks == 0 else ranks * max(1, round(6 / ranks))  # P must split over the ranks
+    sets = [f'data.root="{root}"', f'data.cache_dir="{out / "cache"}"', f"data.height={args.height}",
+            f"data.width={args.width}", f"model.backbone={args.backbone}", "model.pretrained=none",
+            "train.epochs=1", f"train.max_steps_per_epoch={args.warmup + args.steps}", f"train.device={device}",
+            f"data.num_workers={args.workers}", f"sampler.num_ids={ids}", "train.log_every=1"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}", "-m",
+           "msareid", "train", "--config", str(REPO / "configs" / "sysu.toml"), "--out", str(run), "--no-progress"]
+    for s in sets:
+        cmd += ["--set", s]
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    steps = [x for x in lines if x["event"] == "step"]
+    return {"ranks": ranks, "world_size": lines[0]["world_size"], "num_ids": ids, "steps": len(steps),
+            "images_per_s": round(steps[-1]["images_per_s"], 1), "seconds": round(time.perf_counter() - t0, 1)}
+
+
 def _markdown(report: dict) -> str:
     lines = [f"GPU check on {report['device']} (torch {report['torch']}, {report['date']}); "
              f"{report['backbone']} at {report['size']}, {report['steps']} timed steps after "
@@ -162,7 +203,12 @@ def _markdown(report: dict) -> str:
                      f"{r['f_images_per_s']} | {r['peak_gpu_mb']} |")
     e, v = report["extraction"], report["evaluate"]
     lines += ["", f"Extraction: {e['images_per_s']} images/s ({e['images']} images, batch {e['batch_size']}).",
-              f"`msareid evaluate --checkpoint` ({v['protocol']}): {v['seconds']} s as a whole command.", ""]
+              f"`msareid evaluate --checkpoint` ({v['protocol']}): {v['seconds']} s as a whole command."]
+    a, t = report["scale"]["ablate"], report["scale"]["torchrun"]
+    lines += [f"`ablate --jobs {a['jobs']}`: {a['runs']} runs saw GPUs {', '.join(a['gpus_seen'])} "
+              f"(each GPU used: {a['each_gpu_used']}) in {a['seconds']} s.",
+              f"torchrun, {t['ranks']} rank(s) (world size {t['world_size']}, P = {t['num_ids']}): "
+              f"{t['images_per_s']} input images/s over {t['steps']} steps, {t['seconds']} s as a whole.", ""]
     return "\n".join(lines)
 
 
@@ -209,6 +255,10 @@ def main() -> int:
     print(f"extract {report['extraction']}", flush=True)
     report["evaluate"] = _evaluate_command(root, out, args, device)
     print(f"evaluate {report['evaluate']}", flush=True)
+    gpus = torch.cuda.device_count() if device == "cuda" else 0
+    report["scale"] = {"ablate": _ablate_over_gpus(root, out, gpus),
+                       "torchrun": _torchrun(root, out, args, gpus, device)}
+    print(f"scale {report['scale']}", flush=True)
     report["seconds"] = round(time.perf_counter() - t0, 1)
     (out / "gpu_check.json").write_text(json.dumps(report, indent=1))
     md = _markdown(report)

@@ -34,6 +34,12 @@ SYSU_SPLITS = {"train": [2, 1], "val": [3], "test": [6, 4, 5]}
 
 REPO = Path(__file__).resolve().parents[1]
 
+# Under pytest-xdist (`make test` runs one worker a core) the workers share the cores: each test
+# process and the processes it starts get cores / workers torch threads, never every core each.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    _share = max(1, len(os.sched_getaffinity(0)) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    os.environ["MSAREID_THREADS"] = os.environ["OMP_NUM_THREADS"] = str(_share)
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _at_repository_root() -> Iterator[None]:

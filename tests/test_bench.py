@@ -19,3 +19,6 @@ def test_gpu_check_dry_run_writes_its_figures(tmp_path: Path) -> None:
     assert all(r["images_per_s"] > 0 for r in report["training"])
     assert report["extraction"]["images_per_s"] > 0 and 0 <= report["evaluate"]["mAP"] <= 1
     assert "| MSA | off |" in (tmp_path / "gpu_check.md").read_text()
+    scale = report["scale"]  # no GPU: one local run at a time, one rank
+    assert scale["ablate"]["runs"] == 1 and scale["ablate"]["gpus_seen"] == ["-"]
+    assert scale["torchrun"]["world_size"] == 1 and scale["torchrun"]["images_per_s"] > 0

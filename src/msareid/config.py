@@ -34,6 +34,7 @@ class DataConfig:
     pad: int = 10  # padding before the random crop
     random_erasing: float = 0.5  # probability
     erasing_stage: str = "before_isa"  # before_isa (in the loader) | after_isa (on all four modalities in F's batch)
+    channel_aug: bool = False  # CAJ's channel augmentation (a second RGB view); needs random_erasing = 0
     cache_dir: str = ""  # decoded-image cache; "" means $MSAREID_CACHE_DIR or ~/.cache/msareid
     num_workers: int = 2
 
@@ -255,7 +256,11 @@ def config_from_dict(raw: dict[str, Any], source: str = "config") -> Config:
             kwargs[key] = _coerce(f"{name}.{key}", value, types[key])
             _validate(f"{name}.{key}", kwargs[key])
         built[name] = sections[name](**kwargs)
-    return Config(**built)
+    config = Config(**built)
+    if config.data.channel_aug and config.data.random_erasing > 0:
+        raise UserError(f"{source}: data.channel_aug = true brings its own erasing (channel random erasing, p 0.5); "
+                        "set data.random_erasing = 0 with it")
+    return config
 
 
 def config_to_dict(config: Config) -> dict[str, dict[str, Any]]:

@@ -31,7 +31,7 @@ from msareid.data.dataset import ImageDataset, PairedDataset, train_loader
 from msareid.data.datasets import open_dataset
 from msareid.data.records import Record, label_map, labels_of
 from msareid.data.sampler import CrossModalitySampler
-from msareid.data.transforms import EraseEach, train_transform
+from msareid.data.transforms import EraseEach, channel_aug_transforms, train_transform
 from msareid.errors import UserError
 from msareid.fileio import remove_stale_temporaries
 from msareid.locks import exclusive
@@ -77,9 +77,13 @@ def build_train_data(config: Config, env: DistEnv, progress: bool = True) -> Tra
     rgb, ir = open_dataset(d.name, d.root, d.trial).train()
     mapping = label_map(rgb + ir)
     in_loader = d.random_erasing if d.erasing_stage == "before_isa" else 0.0
-    tf = train_transform(d.height, d.width, d.pad, in_loader)
-    dataset = PairedDataset(ImageDataset(_cache(rgb, config, env, "rgb", progress), labels_of(rgb, mapping), tf),
-                            ImageDataset(_cache(ir, config, env, "ir", progress), labels_of(ir, mapping), tf))
+    tf_rgb = tf_ir = train_transform(d.height, d.width, d.pad, in_loader)
+    second = None
+    if d.channel_aug:  # CAJ: RGB view 1, a second RGB view, IR, each with its own pipeline
+        tf_rgb, second, tf_ir = channel_aug_transforms(d.height, d.width, d.pad)
+    dataset = PairedDataset(ImageDataset(_cache(rgb, config, env, "rgb", progress), labels_of(rgb, mapping), tf_rgb),
+                            ImageDataset(_cache(ir, config, env, "ir", progress), labels_of(ir, mapping), tf_ir),
+                            rgb_second=second)
     num_ids = _identities_per_batch(config.sampler.num_ids, dataset, env)
     sampler = CrossModalitySampler(dataset.rgb.labels, dataset.ir.labels, num_ids,
                                    config.sampler.num_instances, config.train.seed, env.rank, env.world_size)

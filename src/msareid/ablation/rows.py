@@ -72,7 +72,18 @@ TABLE3 = (
     Row("MSA(AGW)", {**AGW_RECIPE, **_isa(True, True, "ssl_plus", "ssl")}),
 )
 
-ROW_SETS: dict[str, tuple[Row, ...]] = {"table3": TABLE3, "table4": TABLE4, "table5": TABLE5}
+# Channel augmentation (CAJ, Ye et al., ICCV 2021) on top of the baseline, MSA and AGW: each "+CA" row
+# is its row plus CAJ's data options (its three pipelines, a second RGB view in the ID and triplet
+# losses, no other erasing), so a "+CA" row differs from its row by the augmentation only. The AGW
+# rows are Table 3's (81 epochs; the CAJ reference trains 100: set train.epochs on the base or a row).
+CHANNEL_AUG: dict[str, Any] = {"data.channel_aug": True, "data.random_erasing": 0.0}
+CHANNEL = (
+    TABLE4[0], Row("B+CA", {**TABLE4[0].settings, **CHANNEL_AUG}),
+    TABLE4[-1], Row("MSA+CA", {**TABLE4[-1].settings, **CHANNEL_AUG}),
+    TABLE3[0], Row("AGW+CA", {**TABLE3[0].settings, **CHANNEL_AUG}),
+)
+
+ROW_SETS: dict[str, tuple[Row, ...]] = {"table3": TABLE3, "table4": TABLE4, "table5": TABLE5, "channel": CHANNEL}
 
 _NEXT_KEY = re.compile(r",(?=\s*[A-Za-z_]\w*\.[A-Za-z_]\w*\s*=)")  # commas that start a new key=value
 
@@ -145,7 +156,7 @@ def resolve_rows(sets: list[str], custom: list[str], only: list[str] | None = No
             raise UserError(f"--only {', '.join(missing)}: no such row; rows: {', '.join(r.name for r in rows)}")
         rows = [r for r in rows if r.name in only]
     if not rows:
-        raise UserError("no rows: give --rows table3|table4|table5|FILE.toml and/or --row NAME:key=value,...")
+        raise UserError("no rows: give --rows table3|table4|table5|channel|FILE.toml and/or --row NAME:key=value,...")
     seen: set[str] = set()
     for r in rows:
         if r.name in seen:

@@ -110,13 +110,15 @@ def markdown_table(result: dict[str, Any]) -> str:
 
 
 def recipe(resolved: dict[str, Any]) -> str:
-    """A row's network, triplet loss and optimiser in a few words, e.g. "2-stem+NL+GeM, WRT, SGD"."""
+    """A row's network, triplet loss, optimiser (and channel augmentation) in a few words, e.g.
+    "2-stem+NL+GeM, WRT, SGD" or "1-stem, hard, Adam, channel aug"."""
     parts = [name for key, name in (("model.two_stream", "2-stem"), ("model.non_local", "NL"), ("model.pooling", "GeM"))
              if resolved.get(key) not in (None, False, "off", "avg")]
     network = "+".join(parts) or "1-stem"
     triplet = {"wrt": "WRT", "batch_hard": "hard"}.get(str(resolved.get("loss.triplet", "batch_hard")), "?")
     optimiser = {"adam": "Adam", "sgd": "SGD"}.get(str(resolved.get("train.optimizer", "adam")), "?")
-    return f"{network}, {triplet}, {optimiser}"
+    augmentation = ", channel aug" if resolved.get("data.channel_aug") else ""
+    return f"{network}, {triplet}, {optimiser}{augmentation}"
 
 
 DEFAULT_RECIPE = recipe({})

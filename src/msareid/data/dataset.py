@@ -31,31 +31,35 @@ class ImageDataset(Dataset):
 
 
 class PairedDataset(Dataset):
-    """Indexed by (rgb index, ir index, seed): both images and labels (one identity).
+    """Indexed by (rgb index, ir index, seed): both images and labels (one identity), and with
+    ``rgb_second`` a second view of the RGB image through that transform (channel augmentation):
+    ``(rgb, ir, rgb_label, ir_label)`` or ``(rgb, ir, rgb_label, ir_label, rgb_second_view)``.
 
     The augmentations of the pair draw from a torch generator seeded with ``seed`` (forked, so the
-    caller's random state is untouched): the result does not depend on which worker loads it.
+    caller's random state is untouched), RGB first, then the second RGB view, then IR: the result
+    does not depend on which worker loads it.
     """
 
-    def __init__(self, rgb: ImageDataset, ir: ImageDataset) -> None:
-        self.rgb, self.ir = rgb, ir
+    def __init__(self, rgb: ImageDataset, ir: ImageDataset, rgb_second: Transform | None = None) -> None:
+        self.rgb, self.ir, self.rgb_second = rgb, ir, rgb_second
 
     def __len__(self) -> int:
         return max(len(self.rgb), len(self.ir))
 
-    def __getitem__(self, item: tuple[int, int, int]) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+    def __getitem__(self, item: tuple[int, int, int]) -> tuple:
         i_rgb, i_ir, seed = item
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             x_rgb, y_rgb = self.rgb[i_rgb]
+            second = None if self.rgb_second is None else self.rgb_second(np.array(self.rgb.images[i_rgb]))
             x_ir, y_ir = self.ir[i_ir]
-        return x_rgb, x_ir, y_rgb, y_ir
+        return (x_rgb, x_ir, y_rgb, y_ir) if second is None else (x_rgb, x_ir, y_rgb, y_ir, second)
 
 
 def train_loader(
     dataset: PairedDataset, sampler: CrossModalitySampler, num_workers: int
 ) -> DataLoader:
-    """A loader yielding (rgb, ir, rgb_labels, ir_labels) batches in the sampler's order."""
+    """A loader yielding (rgb, ir, rgb_labels, ir_labels[, rgb_second_views]) batches in the sampler's order."""
     return DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers,
                       persistent_workers=num_workers > 0,
                       worker_init_fn=single_threaded_worker if num_workers > 0 else None)

@@ -41,6 +41,7 @@ def msa_losses(
     sigma: float = 1.5,
     erase: Callable[[torch.Tensor], torch.Tensor] | None = None,
     gather: Callable[[torch.Tensor, int], torch.Tensor] | None = None,
+    rgb_second: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """All terms of a step, in order: ``total`` (Eq. 11, what is minimised), ``id``, ``triplet``,
     ``img`` (Eq. 9), then the parts of ``img``.
@@ -53,6 +54,11 @@ def msa_losses(
     and the generated modalities in one batch; ``erase`` (if given) augments that batch first.
     ``triplet`` is the feature-level triplet over all modalities: ``"batch_hard"`` (L_mmtri, Eq. 10,
     with ``margin``) or ``"wrt"`` (AGW's weighted regularised triplet, no margin).
+
+    ``rgb_second`` (channel augmentation) is a second view of each RGB image (channel exchange):
+    F sees it as a last block of RGB images, in the ID and triplet losses as the reference does;
+    ISA adapts the first view only and L_img compares as without it (the second view is already a
+    hand-made IR-like image, and sample k of each view pairs with IR sample k once).
 
     ``gather(tensor, blocks)`` (under several ranks: :func:`msareid.training.global_batch.gather_blocks`)
     gives the triplet loss the features and labels of the whole global batch, so it mines over
@@ -75,15 +81,17 @@ def msa_losses(
         if s is not None:
             parts[f"img.source_{name}"] = s
             img = img - beta * s
-    images = torch.cat([rgb, ir, *(model.from_isa_space(g) for g in generated.values())])
+    extra = [] if rgb_second is None else [rgb_second]
+    images = torch.cat([rgb, ir, *(model.from_isa_space(g) for g in generated.values()), *extra])
     if erase is not None:
         images = erase(images)
-    all_labels = labels.repeat(2 + len(generated))  # blocks: RGB, IR, then each generated one
-    out = model.embed(images, model.modalities(rgb.shape[0], list(generated)))
+    blocks = 2 + len(generated) + len(extra)
+    all_labels = labels.repeat(blocks)  # blocks: RGB, IR, each generated one, then the second RGB view
+    out = model.embed(images, model.modalities(rgb.shape[0], [*generated, *(["rgb"] * len(extra))]))
     identity = id_loss(out.logits, all_labels)
     pooled, pooled_labels = out.pooled, all_labels
     if gather is not None:
-        pooled, pooled_labels = gather(pooled, 2 + len(generated)), gather(all_labels, 2 + len(generated))
+        pooled, pooled_labels = gather(pooled, blocks), gather(all_labels, blocks)
     if triplet == "wrt":
         tri = weighted_regularized_triplet(pooled, pooled_labels)
     elif triplet == "batch_hard":
@@ -110,6 +118,7 @@ class MSAObjective(nn.Module):
         self.gather = gather
         self.loss_kwargs = loss_kwargs
 
-    def forward(self, rgb: torch.Tensor, ir: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
-        return msa_losses(self.net, rgb, ir, labels, erase=self.erase, gather=self.gather,
+    def forward(self, rgb: torch.Tensor, ir: torch.Tensor, labels: torch.Tensor,
+                rgb_second: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        return msa_losses(self.net, rgb, ir, labels, erase=self.erase, gather=self.gather, rgb_second=rgb_second,
                           **self.loss_kwargs)  # type: ignore[arg-type]

@@ -84,8 +84,9 @@ class MSANet(nn.Module):
         return {"rgb": RGB, "ir": IR}[name]
 
     def modalities(self, per_block: int, generated: Sequence[str]) -> torch.Tensor | None:
-        """The stem of each image of F's training batch (blocks RGB, IR, then each generated
-        modality, ``per_block`` images each); None for a one-stream F."""
+        """The stem of each image of F's training batch (blocks RGB, IR, then each of ``generated``:
+        a generated modality, or ``rgb`` / ``ir`` for a further block of real images; ``per_block``
+        images each); None for a one-stream F."""
         if not self.embed.two_stream:
             return None
         stems = [self.stem_of(name) for name in ("rgb", "ir", *generated)]

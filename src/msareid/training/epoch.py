@@ -90,7 +90,8 @@ def train_one_epoch(
 
     ``sums`` holds the terms of the steps before ``first_step`` (a resumed epoch) and is updated in
     place. ``on_step(step)`` runs after each update (checkpointing mid-epoch); batches come from
-    ``loader`` as (rgb, ir, rgb_labels, ir_labels), RGB sample k and IR sample k of one identity.
+    ``loader`` as (rgb, ir, rgb_labels, ir_labels[, rgb_second_views]), RGB sample k and IR sample
+    k of one identity.
     """
     set_learning_rate(optimizer, lr)
     objective.train()
@@ -100,12 +101,13 @@ def train_one_epoch(
     bar = tqdm(total=steps, initial=first_step, desc=f"epoch {epoch + 1}", disable=not live, dynamic_ncols=True,
                leave=False)
     memory = torch.channels_last if channels_last else torch.contiguous_format
-    for step, (rgb, ir, y_rgb, _) in zip(range(first_step, steps), loader):
-        rgb = rgb.to(env.device, non_blocking=True, memory_format=memory)
-        ir = ir.to(env.device, non_blocking=True, memory_format=memory)
-        labels = y_rgb.to(env.device, non_blocking=True)
+    for step, batch in zip(range(first_step, steps), loader):
+        rgb = batch[0].to(env.device, non_blocking=True, memory_format=memory)
+        ir = batch[1].to(env.device, non_blocking=True, memory_format=memory)
+        labels = batch[2].to(env.device, non_blocking=True)
+        second = batch[4].to(env.device, non_blocking=True, memory_format=memory) if len(batch) > 4 else None
         with torch.autocast(env.device.type, dtype=torch.float16, enabled=amp):
-            terms = objective(rgb, ir, labels)
+            terms = objective(rgb, ir, labels) if second is None else objective(rgb, ir, labels, second)
         values = _global_values(terms, epoch, step)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(terms[TOTAL]).backward()
@@ -113,7 +115,7 @@ def train_one_epoch(
         scaler.update()
         sums.add(values)
         count += 1
-        images += 2 * rgb.shape[0] * env.world_size
+        images += (2 + (second is not None)) * rgb.shape[0] * env.world_size
         rate = images / max(time.perf_counter() - start, 1e-9)
         bar.set_postfix({**{k: f"{v:.3f}" for k, v in headline(values).items()}, "ips": f"{rate:.0f}"})
         bar.update(1)

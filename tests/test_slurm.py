@@ -61,7 +61,7 @@ SelectTypeParameters=CR_Core
 ReturnToService=2
 MpiDefault=none
 SwitchType=switch/none
-NodeName={host} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory=2000 State=UNKNOWN
+NodeName={host} NodeAddr=127.0.0.1 CPUs={cpus} State=UNKNOWN
 PartitionName=test Nodes={host} Default=YES MaxTime=INFINITE State=UP
 """
 

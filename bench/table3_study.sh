@@ -12,7 +12,7 @@
 source "$(dirname "$0")/study_setup.sh"
 "$PY" -m msareid ablate --config configs/tiny.toml --set "data.root=\"$out/data\"" \
   --set "data.cache_dir=\"$out/cache\"" --set "train.device=$device" --set eval.every=2 --epochs 20 "${extra[@]}" \
-  --rows table4 --rows table3 --only 'B,AGW,MSA(AGW),AGW-net(Adam),B(SGD)' \
+  --rows table4 --rows table3 --only 'B,AGW,DDAG,MSA(AGW),AGW-net(Adam),B(SGD)' \
   --row 'AGW-net(Adam):model.r2i=false,model.i2r=false,loss.source_loss="none",loss.target_loss="none",model.two_stream=true,model.non_local="one",model.pooling="gem",loss.triplet="wrt"' \
   --row 'B(SGD):model.r2i=false,model.i2r=false,loss.source_loss="none",loss.target_loss="none",train.optimizer="sgd",train.lr=0.1,train.base_lr_factor=0.1,data.random_erasing=0.0,train.epochs=81,train.warmup_epochs=10,train.milestones=[20, 50]' \
   --seeds "$seeds" --jobs "$jobs" --out "$out/ablate"

@@ -64,6 +64,9 @@ class ModelConfig:
     generated_stem: str = "target"  # stem of ISA's images in a two-stream F: target (R2I -> IR stem) | source
     non_local: str = "off"  # off | one (the reference's one inner channel) | half (in_channels // 2)
     pooling: str = "avg"  # avg | gem (p = 3, the reference's fixed formula)
+    # DDAG's modules (Table 3): part aggregation in F (its feature is the test feature) and graph attention.
+    parts: int = 0  # IWPA's horizontal parts (DDAG: 3); 0: no part aggregation
+    graph_attention: bool = False  # CGSA over the batch, trained with the graph loss at DDAG's dynamic weight
 
 
 @dataclass(frozen=True)
@@ -170,7 +173,7 @@ _CHOICES: dict[str, tuple[Any, ...]] = {
 _POSITIVE = ("data.height", "data.width", "sampler.num_ids", "sampler.num_instances", "model.last_stride",
              "loss.window_size", "loss.sigma", "train.epochs", "train.lr", "train.log_every", "eval.trials",
              "eval.batch_size", "train.base_lr_factor", "eval.k1", "eval.k2")
-_NON_NEGATIVE = ("model.checkpoint_segments", "train.threads", "train.max_steps_per_epoch", "train.checkpoint_every",
+_NON_NEGATIVE = ("model.checkpoint_segments", "model.parts", "train.threads", "train.max_steps_per_epoch", "train.checkpoint_every",
                  "train.keep_every", "train.momentum", "eval.every", "data.num_workers", "data.pad")
 _RANGES = {"train.seed": (0, 2**32 - 1), "eval.lambda_value": (0.0, 1.0)}  # NumPy seeds; a mixing weight
 # Keys that moved: configs and checkpoints written before still load.

@@ -35,7 +35,7 @@ from msareid.data.transforms import EraseEach, channel_aug_transforms, train_tra
 from msareid.errors import UserError
 from msareid.fileio import remove_stale_temporaries
 from msareid.locks import exclusive
-from msareid.losses.objective import MSAObjective
+from msareid.losses.objective import MSAObjective, dynamic_graph_weight
 from msareid.models import MSANet
 from msareid.models.trained import build_model
 from msareid.training import checkpoint as ckpt_io
@@ -161,6 +161,7 @@ class TrainingRun:
     scaler: torch.amp.GradScaler
     log: MetricsLog
     written: set[Path] = field(default_factory=set)  # epoch checkpoints this process wrote (the ones it may prune)
+    graph_weight: float = 0.0  # DDAG's dynamic weight of the graph loss in the current epoch (0 in the first)
 
     @property
     def cuda(self) -> bool:
@@ -170,17 +171,19 @@ class TrainingRun:
 def build_optimizer(model: MSANet, config: Config) -> torch.optim.Optimizer:
     """Adam (the paper) or SGD with momentum and Nesterov (AGW) over the trainable parameters.
 
-    BNNeck and classifier learn at ``train.lr``, every other parameter (backbone, stems, non-local
-    blocks, ISA) at ``train.lr x train.base_lr_factor``, as the reference's parameter groups; each
-    group carries its ``lr_factor`` so that the schedule sets ``lr x lr_factor`` each epoch. With a
-    factor of 1 all parameters are one group.
+    BNNeck and classifier (and DDAG's part aggregation and graph attention) learn at ``train.lr``,
+    every other parameter (backbone, stems, non-local blocks, ISA) at ``train.lr x
+    train.base_lr_factor``, as the references' parameter groups; each group carries its
+    ``lr_factor`` so that the schedule sets ``lr x lr_factor`` each epoch. With a factor of 1 all
+    parameters are one group.
     """
     t = config.train
     params = [p for p in model.parameters() if p.requires_grad]
     if t.base_lr_factor == 1.0:
         groups = [{"params": params, "lr_factor": 1.0}]
     else:
-        head = {id(p) for m in (model.embed.bnneck, model.embed.classifier) for p in m.parameters()}
+        heads = (model.embed.bnneck, model.embed.classifier, model.embed.part_head, model.graph)
+        head = {id(p) for m in heads if m is not None for p in m.parameters()}
         groups = [{"params": [p for p in params if id(p) not in head], "lr_factor": t.base_lr_factor},
                   {"params": [p for p in params if id(p) in head], "lr_factor": 1.0}]
     for g in groups:
@@ -246,9 +249,14 @@ def _train(config: Config, out: Path, resume: bool, progress: bool, env: DistEnv
         _evaluate_if_due(run, epoch, already=read_metrics(out) if env.is_main else [])
     while epoch < t.epochs:
         lr = lr_at(epoch, t.lr, t.warmup_epochs, t.milestones, t.lr_decay)
+        weight = run.graph_weight
         losses = _train_epoch(run, epoch, step, lr, running, progress)
         epoch, step, running = epoch + 1, 0, LossSums()
-        run.log.write({"event": "epoch", "epoch": epoch, "lr": lr, "losses": losses})
+        extra = {}
+        if run.model.graph is not None:  # DDAG: the next epoch's weight from this epoch's losses
+            run.graph_weight = dynamic_graph_weight(losses, weight)
+            extra = {"graph_weight": weight}
+        run.log.write({"event": "epoch", "epoch": epoch, "lr": lr, "losses": losses, **extra})
         save_checkpoint(run, epoch, 0, None)
         _evaluate_if_due(run, epoch)
     seconds = time.perf_counter() - start
@@ -263,6 +271,9 @@ def _train_epoch(run: TrainingRun, epoch: int, step: int, lr: float, sums: LossS
     steps within it; returns the mean of each loss term over the epoch's steps."""
     t, steps = run.config.train, run.data.steps_per_epoch
     run.data.sampler.set_epoch(epoch, start=step)
+    objective = run.objective.module if isinstance(run.objective, torch.nn.parallel.DistributedDataParallel) \
+        else run.objective
+    objective.graph_weight = run.graph_weight
 
     def checkpoint_within_epoch(done: int) -> None:
         if t.checkpoint_every and done % t.checkpoint_every == 0 and done < steps:
@@ -285,7 +296,7 @@ def save_checkpoint(run: TrainingRun, epoch: int, step: int, sums: LossSums | No
              "scaler": run.scaler.state_dict(), "epoch": epoch, "step": step, "rng": ckpt_io.rng_state(),
              "config": config_to_dict(run.config), "num_classes": len(labels),
              "label_map": {int(k): int(v) for k, v in labels.items()}, "versions": ckpt_io.versions(),
-             "epoch_losses": None if sums is None else sums.state()}
+             "epoch_losses": None if sums is None else sums.state(), "graph_weight": run.graph_weight}
     ckpt_io.save_atomic(state, out / "last.pt")
     if sums is None:
         _link_or_copy(out / "last.pt", out / f"epoch_{epoch:03d}.pt")
@@ -312,6 +323,7 @@ def restore_checkpoint(path: Path, run: TrainingRun) -> tuple[int, int, LossSums
     if state["scaler"] or not run.scaler.is_enabled():  # a CPU checkpoint holds no scaler state for a GPU
         run.scaler.load_state_dict(state["scaler"])
     ckpt_io.set_rng_state(state["rng"])
+    run.graph_weight = float(state.get("graph_weight", 0.0))
     return int(state["epoch"]), int(state["step"]), LossSums.from_state(state.get("epoch_losses"))
 
 
@@ -330,9 +342,12 @@ def _evaluate_if_due(run: TrainingRun, epoch: int, already: list[dict[str, Any]]
         c = run.config
         results = evaluate_model(run.model, c, c.data.name, c.data.root, run.env.device)
         ckpt_io.set_rng_state(rng)
-        mean = results["bnneck"].mean()
-        run.log.write({"event": "eval", "epoch": epoch, "protocol": results["bnneck"].protocol,
-                       **{k: mean[k] for k in ("rank1", "rank10", "mAP", "mINP")}})
+        first, *others = results  # the headline feature, then the others (DDAG's BNNeck feature)
+        keys = ("rank1", "rank10", "mAP", "mINP")
+        mean = results[first].mean()
+        beside = {name: {k: results[name].mean()[k] for k in keys} for name in others if name != "pooled"}
+        run.log.write({"event": "eval", "epoch": epoch, "protocol": results[first].protocol, "feature": first,
+                       **{k: mean[k] for k in keys}, **beside})
     run.env.barrier()
 
 

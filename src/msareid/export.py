@@ -13,16 +13,20 @@ from msareid.fileio import atomic_path
 from msareid.models.trained import load_trained
 
 
+def _outputs(out: nn.Module) -> tuple[torch.Tensor, ...]:
+    """BNNeck and pooled features, and DDAG's part-aggregated ones when F has them."""
+    return (out.bnneck, out.pooled) if out.part is None else (out.bnneck, out.pooled, out.part)
+
+
 class _Embedder(nn.Module):
-    """F at test time: images in, (BNNeck, pooled) features out."""
+    """F at test time: images in, (BNNeck, pooled[, part]) features out."""
 
     def __init__(self, embed: nn.Module) -> None:
         super().__init__()
         self.embed = embed
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out = self.embed(images)
-        return out.bnneck, out.pooled
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return _outputs(self.embed(images))
 
 
 class _TwoStreamEmbedder(nn.Module):
@@ -34,16 +38,16 @@ class _TwoStreamEmbedder(nn.Module):
         super().__init__()
         self.embed = embed
 
-    def forward(self, images: torch.Tensor, modality: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, images: torch.Tensor, modality: torch.Tensor) -> tuple[torch.Tensor, ...]:
         rgb, ir = (stem(images) for stem in self.embed.stems)
         maps = torch.where(modality.view(-1, 1, 1, 1) == 1, ir, rgb)
-        out = self.embed.forward_head(self.embed.backbone(maps))
-        return out.bnneck, out.pooled
+        return _outputs(self.embed.forward_head(self.embed.backbone(maps)))
 
 
 def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike, opset: int = 17) -> Path:
     """Write ``out`` (ONNX): input ``images`` N x 3 x H x W (and ``modality``, N int64, RGB 0 / IR 1,
-    for a model with a stem for each modality), outputs ``bnneck`` and ``pooled``."""
+    for a model with a stem for each modality), outputs ``bnneck`` and ``pooled`` (and ``part``, the
+    test feature of DDAG's F)."""
     try:
         import onnx  # noqa: F401  (the exporter needs it)
     except ImportError:
@@ -55,8 +59,9 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike, opset: in
     if model.embed.two_stream:
         module = _TwoStreamEmbedder(model.embed).eval()
         inputs, names = (dummy, torch.tensor([0, 1])), ["images", "modality"]
-    axes = {name: {0: "batch"} for name in (*names, "bnneck", "pooled")}
+    outputs = ["bnneck", "pooled"] + (["part"] if model.embed.part_head is not None else [])
+    axes = {name: {0: "batch"} for name in (*names, *outputs)}
     with atomic_path(out) as tmp, torch.no_grad():
-        torch.onnx.export(module, inputs, str(tmp), input_names=names, output_names=["bnneck", "pooled"],
+        torch.onnx.export(module, inputs, str(tmp), input_names=names, output_names=outputs,
                           dynamic_axes=axes, opset_version=opset, dynamo=False)
     return Path(out)

@@ -18,6 +18,7 @@ from msareid.models.trained import load_trained
 from msareid.training.distributed import resolve_device
 
 ImageLike = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
+FEATURES = ("auto", "bnneck", "pooled", "part")
 
 
 class FeatureExtractor:
@@ -26,17 +27,24 @@ class FeatureExtractor:
     >>> fx = FeatureExtractor("runs/msa/last.pt")      # doctest: +SKIP
     >>> feats = fx(["a.jpg", "b.png"])                  # (2, D) BNNeck features, L2-normalised
 
+    ``feature``: ``"auto"`` (the model's test feature: BNNeck, or the part-aggregated feature of
+    DDAG's F), ``"bnneck"``, ``"pooled"`` or ``"part"``.
+
     Inputs may be paths, PIL images, uint8 H x W x 3 arrays, or tensors (uint8 C x H x W, or
     float C x H x W in [0, 1]); each is resized to the model's training size and normalised.
     """
 
     def __init__(self, checkpoint: str | os.PathLike, device: str = "auto", batch_size: int = 64,
-                 flip: bool = False, feature: str = "bnneck", normalize: bool = True) -> None:
-        if feature not in ("bnneck", "pooled"):
-            raise ValueError(f"feature must be bnneck or pooled, got {feature!r}")
+                 flip: bool = False, feature: str = "auto", normalize: bool = True) -> None:
+        if feature not in FEATURES:
+            raise ValueError(f"feature must be one of {', '.join(FEATURES)}, got {feature!r}")
         threads.configure()
         self.device = resolve_device(device)
         self.model, self.config, _ = load_trained(checkpoint, self.device)
+        if feature == "auto":  # the BNNeck feature, or DDAG's part-aggregated one
+            feature = self.model.embed.test_feature
+        if feature == "part" and self.model.embed.part_head is None:
+            raise UserError(f"{checkpoint}: feature 'part' needs a model with part aggregation (model.parts > 0)")
         self.batch_size, self.flip, self.feature, self.normalize = batch_size, flip, feature, normalize
         self.height, self.width = self.config.data.height, self.config.data.width
 
@@ -89,7 +97,7 @@ class FeatureExtractor:
             raise UserError(f"{len(modalities)} modalities for {len(arrays)} images")
         feats = extract(self.model, arrays, self.height, self.width, self.batch_size, self.flip, self.device,
                         modalities=modalities)
-        out = feats.bnneck if self.feature == "bnneck" else feats.pooled
+        out = feats.tables()[self.feature]
         if self.normalize:
             out = out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         return out.astype(np.float32)

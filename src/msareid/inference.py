@@ -27,10 +27,18 @@ from msareid.models import MSANet
 
 @dataclass(frozen=True)
 class Features:
-    """Per-image features: pooled (pre-BNNeck) and BNNeck, one row an image."""
+    """Per-image features: pooled (pre-BNNeck), BNNeck and, for DDAG's F, part-aggregated; one row an image."""
 
     pooled: np.ndarray
     bnneck: np.ndarray
+    part: np.ndarray | None = None
+
+    def tables(self) -> dict[str, np.ndarray]:
+        """The features present, by name: ``pooled``, ``bnneck`` (and ``part``)."""
+        out = {"pooled": self.pooled, "bnneck": self.bnneck}
+        if self.part is not None:
+            out["part"] = self.part
+        return out
 
 
 def stems_of(model: MSANet, modalities: Sequence[str] | None, what: str = "images") -> np.ndarray | None:
@@ -56,7 +64,8 @@ def extract(model: MSANet, images: ImageCache | list[np.ndarray], height: int, w
     model.eval()
     stems = stems_of(model, modalities)
     tf = test_transform(height, width)
-    pooled, bnneck = [], []
+    names = ("pooled", "bnneck", "part") if model.embed.part_head is not None else ("pooled", "bnneck")
+    rows: dict[str, list[np.ndarray]] = {name: [] for name in names}
     n = len(images)
     bar = tqdm(range(0, n, batch_size), desc="extract", disable=not (progress and sys.stderr.isatty()), leave=False)
     for start in bar:
@@ -64,18 +73,19 @@ def extract(model: MSANet, images: ImageCache | list[np.ndarray], height: int, w
         batch = batch.to(device)
         stem = None if stems is None else torch.from_numpy(stems[start : start + batch.shape[0]]).to(device)
         out = model(batch, stem)
-        p, b = out.pooled.float(), out.bnneck.float()
+        values = {name: getattr(out, name).float() for name in names}
         if flip:
             mirrored = model(batch.flip(-1), stem)
-            p, b = (p + mirrored.pooled.float()) / 2, (b + mirrored.bnneck.float()) / 2
-        pooled.append(p.cpu().numpy())
-        bnneck.append(b.cpu().numpy())
-    return Features(np.concatenate(pooled), np.concatenate(bnneck))
+            values = {name: (v + getattr(mirrored, name).float()) / 2 for name, v in values.items()}
+        for name, v in values.items():
+            rows[name].append(v.cpu().numpy())
+    return Features(**{name: np.concatenate(r) for name, r in rows.items()})
 
 
 def extract_records(model: MSANet, records: list[Record], config: Config, flip: bool = False,
-                    device: str | torch.device = "cpu", progress: bool = False) -> tuple[FeatureTable, FeatureTable]:
-    """Feature tables (pooled, BNNeck) of ``records``, decoded through the image cache."""
+                    device: str | torch.device = "cpu", progress: bool = False) -> dict[str, FeatureTable]:
+    """Feature tables of ``records`` by name (pooled, BNNeck, and part for DDAG's F), decoded through
+    the image cache."""
     d = config.data
     modality = {r.path: r.modality.value for r in records}
     unique = list(modality)
@@ -83,7 +93,7 @@ def extract_records(model: MSANet, records: list[Record], config: Config, flip: 
                              desc="decode test")
     feats = extract(model, cache, d.height, d.width, config.eval.batch_size, flip, device, progress,
                     [modality[p] for p in unique])
-    return FeatureTable(unique, feats.pooled), FeatureTable(unique, feats.bnneck)
+    return {name: FeatureTable(unique, values) for name, values in feats.tables().items()}
 
 
 def test_settings(config: Config) -> TestSettings:
@@ -96,7 +106,8 @@ def evaluate_model(model: MSANet, config: Config, dataset: str, root: str | os.P
     """Evaluate ``model`` on ``dataset`` at ``root`` with the protocol of ``config.eval`` and the
     dataset's ranking rules (``eval.metric`` chooses the similarity).
 
-    Returns ``{"bnneck": result, "pooled": result}``; the BNNeck feature is the headline one.
+    Returns a result for each feature, the headline one (:func:`headline_feature`) first:
+    ``{"bnneck": ..., "pooled": ...}``, or for DDAG's F ``{"part": ..., "bnneck": ..., "pooled": ...}``.
     RegDB uses ``config.data.trial``; each result names the protocol, the rules, the sampler and
     the direction it used.
     """
@@ -108,11 +119,22 @@ def evaluate_model(model: MSANet, config: Config, dataset: str, root: str | os.P
     rerank = Rerank(e.k1, e.k2, e.lambda_value) if e.rerank else None
     images = list({r.path: r for run in runs for r in run.query + run.gallery}.values())
     tables = extract_records(model, images, config, e.flip, device, progress)
-    results = {name: evaluate_runs(t, runs, rules, reader.protocol_name(settings), rerank, trials=len(runs))
-               for name, t in zip(("pooled", "bnneck"), tables)}
+    first = headline_feature(model)
+    order = [first, *(name for name in ("bnneck", "pooled", "part") if name in tables and name != first)]
+    results = {name: evaluate_runs(tables[name], runs, rules, reader.protocol_name(settings), rerank,
+                                   trials=len(runs)) for name in order}
     for name, r in results.items():
         r.details.update({"feature": name, "flip": e.flip})
     return results
+
+
+def headline_feature(model: MSANet) -> str:
+    """The feature a model is judged by: the BNNeck feature, or DDAG's part-aggregated feature for
+    an F with parts (what DDAG's reference reports and selects on; its BNNeck feature is reported beside)."""
+    return model.embed.test_feature
+
+
+FEATURE_TITLES = {"bnneck": "BNNeck feature", "pooled": "pooled feature", "part": "part-aggregated feature"}
 
 
 def evaluate_checkpoint(path: str | os.PathLike[str], protocol: Callable[[EvalConfig], EvalConfig],
@@ -128,9 +150,20 @@ def evaluate_checkpoint(path: str | os.PathLike[str], protocol: Callable[[EvalCo
         raise UserError(f"{path}: its config has no data.root; pass --root")
     config = dataclasses.replace(config, eval=protocol(config.eval))
     results = evaluate_model(model, config, dataset or config.data.name, root, device, progress)
-    results["bnneck"].require_valid_queries()
-    out = {**results["bnneck"].as_dict(per_run=False), "pooled": results["pooled"].as_dict(per_run=False),
-           "checkpoint": str(path)}
-    text = (f"BNNeck feature (headline):\n{results['bnneck'].table()}\n"
-            f"pooled feature:\n{results['pooled'].table()}")
-    return out, text
+    return results_json(results, str(path)), results_text(results)
+
+
+def results_json(results: dict[str, EvalResult], checkpoint: str) -> dict[str, Any]:
+    """The JSON object of ``msareid evaluate``: the headline feature's figures at the top level
+    (``feature`` names it), every other feature's under its name."""
+    first, *others = results
+    results[first].require_valid_queries()
+    return {**results[first].as_dict(per_run=False), **{n: results[n].as_dict(per_run=False) for n in others},
+            "checkpoint": checkpoint}
+
+
+def results_text(results: dict[str, EvalResult]) -> str:
+    """The readable tables of ``msareid evaluate``, the headline feature's first."""
+    first = next(iter(results))
+    return "\n".join(f"{FEATURE_TITLES[n]}{' (headline)' if n == first else ''}:\n{r.table()}"
+                     for n, r in results.items())

@@ -38,7 +38,8 @@ from msareid.threads import available_cores
 from msareid.training.logs import best_evaluation
 
 ROW_KEYS = ("model.r2i", "model.i2r", "loss.source_loss", "loss.target_loss", "model.two_stream", "model.non_local",
-            "model.pooling", "loss.triplet", "train.optimizer", "data.channel_aug")
+            "model.pooling", "model.parts", "model.graph_attention", "loss.triplet", "train.optimizer",
+            "data.channel_aug")
 
 
 @dataclass(frozen=True)

@@ -111,9 +111,10 @@ def markdown_table(result: dict[str, Any]) -> str:
 
 def recipe(resolved: dict[str, Any]) -> str:
     """A row's network, triplet loss, optimiser (and channel augmentation) in a few words, e.g.
-    "2-stem+NL+GeM, WRT, SGD" or "1-stem, hard, Adam, channel aug"."""
-    parts = [name for key, name in (("model.two_stream", "2-stem"), ("model.non_local", "NL"), ("model.pooling", "GeM"))
-             if resolved.get(key) not in (None, False, "off", "avg")]
+    "2-stem+NL+GeM, WRT, SGD", "2-stem+IWPA+CGSA, hard, SGD" (DDAG) or "1-stem, hard, Adam, channel aug"."""
+    pieces = (("model.two_stream", "2-stem"), ("model.non_local", "NL"), ("model.pooling", "GeM"),
+              ("model.parts", "IWPA"), ("model.graph_attention", "CGSA"))
+    parts = [name for key, name in pieces if resolved.get(key) not in (None, False, 0, "off", "avg")]
     network = "+".join(parts) or "1-stem"
     triplet = {"wrt": "WRT", "batch_hard": "hard"}.get(str(resolved.get("loss.triplet", "batch_hard")), "?")
     optimiser = {"adam": "Adam", "sgd": "SGD"}.get(str(resolved.get("train.optimizer", "adam")), "?")
@@ -136,7 +137,7 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         ("Protocols differ between rows (column `protocol`; differences pair runs of one protocol only), "
          if result.get("mixed_protocols") else f"Protocol `{result['protocol']}`, ")
-        + f"BNNeck feature, last epoch of each run; seeds {seeds}. "
+        + f"BNNeck feature (DDAG rows: the part-aggregated feature), last epoch of each run; seeds {seeds}. "
         f"Cells: mean ± sample std over seeds, in %. Δ: mean of the per-seed differences to "
         f"`{result['baseline']}` (the same seeds), with a 95% Student-t interval; an interval that "
         "holds 0 means the runs cannot tell the row from the baseline.",

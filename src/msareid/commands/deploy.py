@@ -27,7 +27,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
     done = extract_to_file(args.checkpoint, args.images, args.out, args.modality, args.flip, args.batch_size,
                            args.device)
     print(f"wrote {done.path}: {done.images} images x {done.dim} dims ({'flip-averaged ' if args.flip else ''}"
-          f"L2-normalised BNNeck features)")
+          f"L2-normalised test features: BNNeck, or part-aggregated for DDAG)")
     return 0
 
 
@@ -81,8 +81,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     from msareid.export import export_onnx
 
     path = export_onnx(args.checkpoint, args.out, args.opset)
-    inputs = [i.name for i in onnx.load(str(path), load_external_data=False).graph.input]
+    graph = onnx.load(str(path), load_external_data=False).graph
+    inputs, outputs = [i.name for i in graph.input], [o.name for o in graph.output]
     extra = ", 'modality' (N int64: RGB 0, IR 1)" if "modality" in inputs else ""
-    print(f"wrote {path}: input 'images' (N x 3 x H x W, ImageNet-normalised){extra}, outputs 'bnneck' and "
-          "'pooled'; N is dynamic")
+    shown = ", ".join(f"'{o}'" for o in outputs)
+    print(f"wrote {path}: input 'images' (N x 3 x H x W, ImageNet-normalised){extra}, outputs {shown}; "
+          "N is dynamic")
     return 0

@@ -23,12 +23,16 @@ def cmd_profile(args: argparse.Namespace) -> int:
     h, w = out["input_size"]
     m = cfg.model
     parts = (("two stems", m.two_stream), (f"non-local blocks ({m.non_local})", m.non_local != "off"),
-             ("GeM", m.pooling == "gem"))
+             ("GeM", m.pooling == "gem"), (f"part aggregation ({m.parts} parts)", m.parts > 0),
+             ("graph attention", m.graph_attention))
     agw = [part for part, on in parts if on]
-    network = f" with {', '.join(agw)} (AGW; paper's figures are MSA's F)" if agw else ""
+    system = "DDAG" if m.parts or m.graph_attention else "AGW"
+    network = f" with {', '.join(agw)} ({system}; paper's figures are MSA's F)" if agw else ""
     print(f"{cfg.model.backbone}{network} at {h}x{w}, {num_classes} classes (paper: ResNet-50, 288x144, 395 classes)")
     print(f"{'':28}{'msareid':>14}{'paper':>14}")
     print(f"{'parameters (F)':28}{out['params'] / 1e6:13.2f}M{PAPER['params'] / 1e6:13.2f}M")
+    if out["graph_params"]:
+        print(f"{'  of which graph attention':28}{out['graph_params'] / 1e6:13.2f}M{'(training only)':>16}")
     print(f"{'MACs per image (F)':28}{out['macs_per_image'] / 1e9:13.4f}G{PAPER['macs_per_image'] / 1e9:13.4f}G")
     print(f"{'ISA parameters (one module)':28}{out['isa_params']:14d}{'<100 (both)':>14}")
     isa_macs, paper_isa = out["isa_macs_per_image"] / 1e9, PAPER["isa_macs_per_image"] / 1e9

@@ -4,6 +4,10 @@
 adapters (Eq. 9, Algorithm 1 line 10: target = SSL, source = SSL+ in MSA),
 ``L_total = L_img + gamma * L_mmtri + L_id`` (Eq. 11).
 
+DDAG's network (Table 3) adds two terms when the model has its modules: ``part``, the ID loss of
+the part-aggregated feature, and ``graph``, the NLL of the graph attention's class scores over the
+whole batch, weighted by DDAG's dynamic weight (:func:`dynamic_graph_weight`, set each epoch).
+
 The image losses compare images in the model's ISA space (``MSANet.isa_space``); F sees the
 generated images in its own input space, after the optional ``erase`` augmentation that some
 recipes apply to all four modalities after ISA instead of to the inputs.
@@ -15,10 +19,12 @@ from collections.abc import Callable, Mapping
 from typing import TypeVar
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from msareid.losses.feature import id_loss, multi_modality_triplet, weighted_regularized_triplet
 from msareid.losses.image import pair_loss
+from msareid.models.ddag import label_adjacency
 from msareid.models.msa import MSANet
 
 TOTAL = "total"  # the term that is minimised (Eq. 11)
@@ -42,6 +48,7 @@ def msa_losses(
     erase: Callable[[torch.Tensor], torch.Tensor] | None = None,
     gather: Callable[[torch.Tensor, int], torch.Tensor] | None = None,
     rgb_second: torch.Tensor | None = None,
+    graph_weight: float = 0.0,
 ) -> dict[str, torch.Tensor]:
     """All terms of a step, in order: ``total`` (Eq. 11, what is minimised), ``id``, ``triplet``,
     ``img`` (Eq. 9), then the parts of ``img``.
@@ -63,6 +70,13 @@ def msa_losses(
     ``gather(tensor, blocks)`` (under several ranks: :func:`msareid.training.global_batch.gather_blocks`)
     gives the triplet loss the features and labels of the whole global batch, so it mines over
     every rank's images; the ID and image losses stay means over this rank's images.
+
+    DDAG's terms, present when the model has the modules: ``part`` (F with parts: the ID loss of the
+    part-aggregated logits, DDAG Eq. 10, added with weight 1) and ``graph`` (a model with graph
+    attention: ``-mean log p(label)`` of :class:`~msareid.models.ddag.GraphAttention` over the
+    pooled features of the global batch, nodes joined by identity, DDAG Eq. 9; added with
+    ``graph_weight``, logged unweighted, as the reference logs it). The total is then DDAG's Eq. 11,
+    ``L_id + L_tri + L_part + graph_weight * L_graph`` (plus ``img`` on a model with ISA).
     """
     if rgb.shape != ir.shape or rgb.shape[0] != labels.shape[0]:
         raise ValueError(f"rgb {tuple(rgb.shape)}, ir {tuple(ir.shape)} and {labels.shape[0]} labels do not pair up")
@@ -99,7 +113,23 @@ def msa_losses(
     else:
         raise ValueError(f"triplet must be batch_hard or wrt, got {triplet!r}")
     total = img + gamma * tri + identity
-    return {TOTAL: total, "id": identity, "triplet": tri, "img": img, **parts}
+    ddag: dict[str, torch.Tensor] = {}
+    if out.part_logits is not None:
+        ddag["part"] = id_loss(out.part_logits, all_labels)
+        total = total + ddag["part"]
+    if model.graph is not None:
+        log_probs = model.graph(pooled, label_adjacency(pooled_labels))
+        ddag["graph"] = F.nll_loss(log_probs, pooled_labels)
+        total = total + graph_weight * ddag["graph"]
+    return {TOTAL: total, "id": identity, "triplet": tri, "img": img, **ddag, **parts}
+
+
+def dynamic_graph_weight(epoch_means: Mapping[str, float], weight: float) -> float:
+    """DDAG's weight of the graph loss for the next epoch: ``1 / (1 + L)``, L the mean over the
+    epoch's steps of everything but the weighted graph term (``total - weight * graph``: for DDAG
+    the reference's ``loss_id + loss_tri + loss_p``). The first epoch's weight is 0."""
+    rest = epoch_means[TOTAL] - weight * epoch_means.get("graph", 0.0)
+    return 1.0 / (1.0 + rest)
 
 
 def headline(terms: Mapping[str, T]) -> dict[str, T]:
@@ -117,8 +147,9 @@ class MSAObjective(nn.Module):
         self.erase = erase
         self.gather = gather
         self.loss_kwargs = loss_kwargs
+        self.graph_weight = 0.0  # DDAG's dynamic weight of the graph loss, set by the trainer each epoch
 
     def forward(self, rgb: torch.Tensor, ir: torch.Tensor, labels: torch.Tensor,
                 rgb_second: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         return msa_losses(self.net, rgb, ir, labels, erase=self.erase, gather=self.gather, rgb_second=rgb_second,
-                          **self.loss_kwargs)  # type: ignore[arg-type]
+                          graph_weight=self.graph_weight, **self.loss_kwargs)  # type: ignore[arg-type]

@@ -7,6 +7,8 @@ Three levels, as in timm: :meth:`EmbeddingNet.forward_features` gives feature ma
 AGW's network (the paper's Table 3) is the same F with three options: ``two_stream`` (a stem of
 its own for RGB and for IR images, the rest shared), ``non_local`` blocks in the middle stages and
 ``pooling = "gem"``. A two-stream F needs to know each image's modality (:data:`RGB`, :data:`IR`).
+DDAG's F (Table 3) is two-stream with average pooling and ``parts``: its part-aggregated feature
+(:class:`~msareid.models.ddag.PartAggregation`) is a further output, classified by the same classifier.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from torch.utils.checkpoint import checkpoint
 
 from msareid.models.agw import NON_LOCAL, POOLINGS, GeM, NonLocal, non_local_channels
 from msareid.models.backbones import BACKBONES, build_backbone
+from msareid.models.ddag import PartAggregation
 
 RGB, IR = 0, 1  # stem of each modality in a two-stream F
 # Non-local blocks after the last blocks of each stage, as the reference places them (layer2: 2, layer3: 3).
@@ -30,11 +33,14 @@ Modalities = torch.Tensor | int | Sequence[int] | None
 
 
 class Embeddings(NamedTuple):
-    """What F gives for a batch: pooled features (triplet loss), BNNeck features (test), logits (ID loss)."""
+    """What F gives for a batch: pooled features (triplet loss), BNNeck features (test), logits (ID
+    loss); with ``parts``, DDAG's part-aggregated features (its test feature) and their logits."""
 
     pooled: torch.Tensor
     bnneck: torch.Tensor
     logits: torch.Tensor
+    part: torch.Tensor | None = None
+    part_logits: torch.Tensor | None = None
 
 
 @contextlib.contextmanager
@@ -60,7 +66,7 @@ class EmbeddingNet(nn.Module):
 
     def __init__(self, backbone: str = "resnet50", num_classes: int = 395, pretrained: str = "none",
                  last_stride: int = 1, checkpoint_segments: int = 0, two_stream: bool = False,
-                 non_local: str = "off", pooling: str = "avg") -> None:
+                 non_local: str = "off", pooling: str = "avg", parts: int = 0) -> None:
         super().__init__()
         if checkpoint_segments < 0:
             raise ValueError(f"checkpoint_segments must be 0 or more, got {checkpoint_segments}")
@@ -90,6 +96,9 @@ class EmbeddingNet(nn.Module):
         self.bnneck.bias.requires_grad_(False)  # BNNeck: a shift would only move every class together
         self.classifier = nn.Linear(self.feature_dim, num_classes, bias=False)
         nn.init.normal_(self.classifier.weight, std=0.001)
+        if parts < 0:
+            raise ValueError(f"parts must be 0 (no part aggregation) or more, got {parts}")
+        self.part_head = PartAggregation(self.feature_dim, parts) if parts else None
 
     @property
     def num_classes(self) -> int:
@@ -152,11 +161,21 @@ class EmbeddingNet(nn.Module):
     def _recompute_contexts(self) -> tuple[contextlib.AbstractContextManager, contextlib.AbstractContextManager]:
         return contextlib.nullcontext(), _frozen_running_stats(self.backbone)
 
+    @property
+    def test_feature(self) -> str:
+        """The feature a search uses: ``"part"`` for DDAG's F (the feature its reference reports and
+        selects epochs on), else ``"bnneck"``."""
+        return "part" if self.part_head is not None else "bnneck"
+
     def forward_head(self, maps: torch.Tensor) -> Embeddings:
-        """Pooled and BNNeck embeddings (B, C) and logits (B, classes) from feature maps."""
+        """Pooled and BNNeck embeddings (B, C) and logits (B, classes) from feature maps, and with
+        ``parts`` the part-aggregated embeddings and their logits (the same classifier, as in DDAG)."""
         pooled = self.pool(maps).flatten(1)
         bnneck = self.bnneck(pooled)
-        return Embeddings(pooled, bnneck, self.classifier(bnneck))
+        if self.part_head is None:
+            return Embeddings(pooled, bnneck, self.classifier(bnneck))
+        part = self.part_head(maps, bnneck)
+        return Embeddings(pooled, bnneck, self.classifier(bnneck), part, self.classifier(part))
 
     def forward(self, images: torch.Tensor, modality: Modalities = None) -> Embeddings:
         return self.forward_head(self.forward_features(images, modality))

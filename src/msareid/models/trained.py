@@ -23,11 +23,13 @@ def build_model(config: Config, num_classes: int) -> MSANet:
     m = config.model
     try:
         embed = EmbeddingNet(m.backbone, num_classes, m.pretrained, m.last_stride, m.checkpoint_segments,
-                             two_stream=m.two_stream, non_local=m.non_local, pooling=m.pooling)
+                             two_stream=m.two_stream, non_local=m.non_local, pooling=m.pooling,
+                             parts=m.parts)
     except ValueError as exc:  # a combination the backbone does not offer
         raise UserError(f"model: {exc}") from None
     return MSANet(embed, r2i=m.r2i, i2r=m.i2r, isa_init=m.isa_init, isa_space=m.isa_space,
-                  pixel_mean=IMAGENET_MEAN, pixel_std=IMAGENET_STD, generated_stem=m.generated_stem)
+                  pixel_mean=IMAGENET_MEAN, pixel_std=IMAGENET_STD, generated_stem=m.generated_stem,
+                  graph=m.graph_attention)
 
 
 def load_trained(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[MSANet, Config, dict]:

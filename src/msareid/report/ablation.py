@@ -109,7 +109,8 @@ def build_ablation_report(folder: str | os.PathLike[str], out: str | os.PathLike
 table{{border-collapse:collapse}}td,th{{border:1px solid #bbb;padding:4px 8px;text-align:right}}
 td:first-child{{text-align:left}}img{{max-width:100%;margin:4px 0}}</style></head>
 <body><h1>msareid ablation</h1>
-<p>Protocol <b>{html.escape(result['protocol'])}</b>, BNNeck feature, the last epoch of every run; seeds
+<p>Protocol <b>{html.escape(result['protocol'])}</b>, BNNeck feature (DDAG rows: the part-aggregated
+feature), the last epoch of every run; seeds
 {seeds}, the same for every row. Cells: mean ± sample standard deviation over seeds (%). Δ: the mean of
 the per-seed differences to <b>{html.escape(result['baseline'])}</b> with a 95% Student-t interval
 (green: above 0, red: below 0, grey: the interval holds 0, so these runs cannot tell the row from the

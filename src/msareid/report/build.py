@@ -20,7 +20,7 @@ from msareid.data.datasets import open_dataset
 from msareid.data.records import Record
 from msareid.errors import UserError
 from msareid.fileio import save_json, write_text
-from msareid.inference import evaluate_model, extract_records
+from msareid.inference import evaluate_model, extract_records, headline_feature, results_json
 from msareid.models.trained import load_trained
 from msareid.report import figures
 from msareid.report.plots import cmc_plot, eval_curves, training_curves
@@ -33,14 +33,16 @@ def describe(config: Config) -> str:
     """The Table 3/4/5 row a config trains (on AGW's network: "... on AGW's network")."""
     m, loss = config.model, config.loss
     agw = m.two_stream and m.non_local != "off" and m.pooling == "gem" and loss.triplet == "wrt"
-    on = " on AGW's network" if agw else ""
+    ddag = m.parts > 0 or m.graph_attention
+    system = "DDAG" if ddag else "AGW" if agw else ""
+    on = f" on {system}'s network" if system else ""
     adapters = [name for name, on in (("R2I", m.r2i), ("I2R", m.i2r)) if on]
     if not adapters:
-        return "AGW" if agw else "baseline (no ISA)"
+        return system or "baseline (no ISA)"
     if loss.source_loss == "none" and loss.target_loss == "none":
         return f"B + ISA ({', '.join(adapters)}){on}"
     if len(adapters) == 2 and (loss.source_loss, loss.target_loss) == ("ssl_plus", "ssl"):
-        return "MSA(AGW)" if agw else "MSA"
+        return f"MSA({system})" if system else "MSA"
     return (f"B + ISA + SSC ({', '.join(adapters)}; X_s-X_a {loss.source_loss}, X_t-X_a {loss.target_loss})"
             f"{on}")
 
@@ -74,8 +76,7 @@ def _run(folder: Path, out: Path, root: str | None, index: int) -> RunView:
     if eval_path.is_file():
         result = json.loads(eval_path.read_text())
     else:
-        results = evaluate_model(model, config, config.data.name, root)
-        result = {**results["bnneck"].as_dict(per_run=False), "pooled": results["pooled"].as_dict(per_run=False)}
+        result = results_json(evaluate_model(model, config, config.data.name, root), str(ckpt))
         save_json(result, eval_path)
     files = out.parent / f"{out.stem}_files"
     tag = f"{index}_{folder.name}"
@@ -87,7 +88,7 @@ def _run(folder: Path, out: Path, root: str | None, index: int) -> RunView:
     query, gallery = _test_split(config, root)
     figs["tsne"] = str(figures.tsne_figure(model, query + gallery, config, files / f"{tag}_tsne.png",
                                            f"{folder.name}: {describe(config)}"))
-    _, bn = extract_records(model, query + gallery, config)
+    bn = extract_records(model, query + gallery, config)[headline_feature(model)]
     figs["ranking"] = str(figures.ranking_figure(bn.rows(query), bn.rows(gallery), query, gallery, config,
                                                  files / f"{tag}_ranking.png"))
     return RunView(folder.name, folder, config, {**result, "epochs": state["epoch"]}, figs, read_metrics(folder))
@@ -196,7 +197,7 @@ table{{border-collapse:collapse}}td,th{{border:1px solid #bbb;padding:4px 8px;te
 td:first-child,td:nth-child(2){{text-align:left}}img{{max-width:100%;margin:4px 0}}</style></head>
 <body><h1>msareid report</h1>
 <p>Protocol <b>{html.escape(first['protocol'])}</b>, {first.get('trials', 1)} trial(s), gallery sampler named in
-the protocol; feature: BNNeck (headline), metric {html.escape(str(first.get('metric', 'cosine')))}.
+the protocol; feature: BNNeck (DDAG: its part-aggregated feature, as its reference reports), metric {html.escape(str(first.get('metric', 'cosine')))}.
 Model selection: the last epoch of each run. The last column, when a run was evaluated during training
 (<code>eval.every</code>), is the epoch with the best test Rank-1 as the reference code selects it: chosen
 on the test set, so optimistic.</p>

@@ -198,14 +198,25 @@ def test_table3_rows_resolve_from_either_base_config(tmp_path: Path, capsys: pyt
     from msareid.config import config_to_dict
 
     rows = resolve_rows(["table3"], [])
-    assert [r.name for r in rows] == ["AGW", "MSA(AGW)"]
+    assert [r.name for r in rows] == ["AGW", "DDAG", "MSA(AGW)"]
     recipe = ("model", "loss", "train", "sampler")
     planned = {}
-    for base in ("configs/sysu.toml", "configs/sysu_agw.toml"):
+    for base in ("configs/sysu.toml", "configs/sysu_agw.toml", "configs/sysu_ddag.toml"):
         runs = plan(load_config(base), rows, [0], tmp_path)
         planned[base] = [{k: v for k, v in config_to_dict(r.config).items() if k in recipe} for r in runs]
-    assert planned["configs/sysu.toml"] == planned["configs/sysu_agw.toml"]
-    agw, msa = planned["configs/sysu.toml"]
+        for run in planned[base]:
+            if run["loss"]["triplet"] == "wrt":  # WRT has no margin: the base config's value is not used
+                run["loss"].pop("margin")
+    assert planned["configs/sysu.toml"] == planned["configs/sysu_agw.toml"] == planned["configs/sysu_ddag.toml"]
+    agw, ddag, msa = planned["configs/sysu.toml"]
+    # the DDAG row is configs/sysu_ddag.toml's recipe; AGW's network without non-local blocks and GeM
+    ddag_config = {k: v for k, v in config_to_dict(load_config("configs/sysu_ddag.toml")).items() if k in recipe}
+    assert ddag == ddag_config
+    assert ddag["model"]["parts"] == 3 and ddag["model"]["graph_attention"] and ddag["model"]["two_stream"]
+    assert (ddag["model"]["non_local"], ddag["model"]["pooling"], ddag["loss"]["triplet"]) == ("off", "avg",
+                                                                                              "batch_hard")
+    assert ddag["loss"]["margin"] == 0.3 and ddag["train"] == {**agw["train"]} and ddag["sampler"] == agw["sampler"]
+    assert agw["model"]["parts"] == msa["model"]["parts"] == 0 and not msa["model"]["graph_attention"]
     assert agw["model"]["two_stream"] and agw["model"]["non_local"] == "one" and agw["model"]["pooling"] == "gem"
     assert agw["loss"]["triplet"] == msa["loss"]["triplet"] == "wrt" and agw["train"]["optimizer"] == "sgd"
     assert not agw["model"]["r2i"] and msa["model"]["r2i"] and msa["model"]["i2r"]

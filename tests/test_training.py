@@ -58,15 +58,19 @@ def _train_and_kill_at(out: Path, overrides: list[str], line: str) -> None:
     assert proc.wait() == -signal.SIGKILL  # it was killed mid-run, not finished
 
 
-def test_kill_and_resume_gives_identical_weights(synth_sysu: Path, tmp_path: Path, tiny_config, tiny_overrides) -> None:
+@pytest.mark.parametrize("variant", ["msa", "ddag"])
+def test_kill_and_resume_gives_identical_weights(synth_sysu: Path, tmp_path: Path, tiny_config, tiny_overrides,
+                                                 variant: str) -> None:
     extra = {"data.height": 96, "data.width": 48, "train.epochs": 3, "train.max_steps_per_epoch": 8,
-             "train.checkpoint_every": 3}
+             "train.checkpoint_every": 3, **(VARIANTS["ddag"] if variant == "ddag" else {})}
     reference = train(tiny_config(synth_sysu, tmp_path / "cache", **extra), tmp_path / "whole", progress=False)
     killed = tmp_path / "killed"
     mid_epoch = '"event": "checkpoint", "epoch": 1, "step": 3'  # 3 steps into the second epoch
     _train_and_kill_at(killed, tiny_overrides(synth_sysu, tmp_path / "cache", **extra), mid_epoch)
     stopped_at = load_checkpoint(killed / "last.pt")
     assert stopped_at["epoch"] == 1 and stopped_at["step"] > 0  # within an epoch
+    # DDAG's graph-loss weight of the second epoch (from the first epoch's losses) is in the checkpoint
+    assert (stopped_at["graph_weight"] > 0) == (variant == "ddag")
     assert main(["train", "--resume", str(killed), "--no-progress"]) == 0
     resumed = load_checkpoint(killed / "last.pt")
     assert resumed["epoch"] == 3
@@ -101,6 +105,9 @@ VARIANTS = {
     "msa": {},
     "agw_msa": {"model.two_stream": "true", "model.non_local": "half", "model.pooling": "gem", "loss.triplet": "wrt",
                 "train.base_lr_factor": 0.1},
+    # DDAG: the part aggregation's BNNeck, and the graph attention (with its dropout) over the global batch
+    "ddag": {"model.r2i": "false", "model.i2r": "false", "model.two_stream": "true", "model.parts": 3,
+             "model.graph_attention": "true", "train.base_lr_factor": 0.1},
 }
 SGD = {"train.optimizer": "sgd", "train.lr": 1e-4}
 

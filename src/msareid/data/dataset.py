@@ -59,7 +59,12 @@ class PairedDataset(Dataset):
 def train_loader(
     dataset: PairedDataset, sampler: CrossModalitySampler, num_workers: int
 ) -> DataLoader:
-    """A loader yielding (rgb, ir, rgb_labels, ir_labels[, rgb_second_views]) batches in the sampler's order."""
+    """A loader yielding (rgb, ir, rgb_labels, ir_labels[, rgb_second_views]) batches in the sampler's order.
+
+    The loader draws its workers' base seed from a generator of its own, never from torch's global
+    one: augmentations are seeded per sample, and the global generator belongs to the model's random
+    layers (DDAG's dropout), whose draws must not depend on where an epoch's iterator was created (a
+    run resumed mid-epoch creates it at that step)."""
     return DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers,
-                      persistent_workers=num_workers > 0,
+                      persistent_workers=num_workers > 0, generator=torch.Generator().manual_seed(0),
                       worker_init_fn=single_threaded_worker if num_workers > 0 else None)

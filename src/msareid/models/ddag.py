@@ -36,9 +36,14 @@ MASKED = -9e15  # the score of a pair of images that are not neighbours (softmax
 
 @contextlib.contextmanager
 def _float32(device: torch.device) -> Iterator[None]:
-    """No autocast inside: the caller casts its inputs to float32."""
+    """No autocast inside: the caller casts half-precision inputs with :func:`_full`."""
     with torch.autocast(device_type=device.type, enabled=False):
         yield
+
+
+def _full(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in float32 when autocast made it half precision; float32 and float64 stay as they are."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
 class PartAggregation(nn.Module):
@@ -72,14 +77,14 @@ class PartAggregation(nn.Module):
     def forward(self, maps: torch.Tensor, global_feature: torch.Tensor) -> torch.Tensor:
         """Part-aggregated features (B, C) from feature maps (B, C, h, w) and F's BNNeck features (B, C)."""
         with _float32(maps.device):
-            stripes = F.adaptive_avg_pool2d(maps.float(), (self.parts, 1))  # B, C, P, 1
+            stripes = F.adaptive_avg_pool2d(_full(maps), (self.parts, 1))  # B, C, P, 1
             q = self.query(stripes).flatten(2).transpose(1, 2)  # B, P, C
             k = self.key(stripes).flatten(2)  # B, C, P
             v = self.value(stripes).flatten(2).transpose(1, 2)  # B, P, C
             attention = torch.softmax(q @ k, dim=-1)  # B, P, P
             refined = (attention @ v).transpose(1, 2)  # B, C, P
             aggregated = refined @ torch.softmax(self.part_weights, dim=0)  # B, C
-            return self.bnneck(aggregated + global_feature.float())
+            return self.bnneck(aggregated + _full(global_feature))
 
 
 def label_adjacency(labels: torch.Tensor) -> torch.Tensor:
@@ -140,7 +145,7 @@ class GraphAttention(nn.Module):
     def forward(self, pooled: torch.Tensor, adjacency: torch.Tensor) -> torch.Tensor:
         """Log-probabilities over the classes (N, classes) of the N pooled features (N, C)."""
         with _float32(pooled.device):
-            x = F.dropout(pooled.float(), self.dropout, self.training)
+            x = F.dropout(_full(pooled), self.dropout, self.training)
             x = torch.cat([head(x, adjacency) for head in self.heads], dim=1)
             x = F.dropout(x, self.dropout, self.training)
             return F.log_softmax(F.elu(self.out(x, adjacency)), dim=1)

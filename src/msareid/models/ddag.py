@@ -46,6 +46,15 @@ def _full(x: torch.Tensor) -> torch.Tensor:
     return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
+def part_stripes(maps: torch.Tensor, parts: int) -> torch.Tensor:
+    """Average of each of ``parts`` horizontal stripes of the maps (B, C, h, w) -> (B, C, parts):
+    ``adaptive_avg_pool2d(maps, (parts, 1))``, stripe i spanning rows floor(i h / P) to
+    ceil((i + 1) h / P), written with slices so that it exports to ONNX at any map height."""
+    h = maps.shape[2]  # non-negative operands only: an exported graph's integer division truncates
+    bounds = [((i * h) // parts, ((i + 1) * h + parts - 1) // parts) for i in range(parts)]
+    return torch.stack([maps[:, :, start:stop].mean(dim=(2, 3)) for start, stop in bounds], dim=2)
+
+
 class PartAggregation(nn.Module):
     """IWPA: ``parts`` horizontal part features of the last feature map, refined by attention over
     the parts of the same image, then a weighted sum, a residual with F's BNNeck feature and a
@@ -55,7 +64,7 @@ class PartAggregation(nn.Module):
     projections ``q, k, v`` (C -> C, with bias)::
 
         A = softmax_row(q(p)^T k(p))            (P x P, no scaling)
-        r = v(p) A^T                            (C x P: each part a mixture of all parts)
+        r = A v(p)^T                            (P x C: each part a mixture of all parts)
         x = sum_i softmax(w)_i r_i + bnneck     (w: learnable, initialised to 1 / P)
         part feature = BatchNorm(x)             (weight ~ N(1, 0.01), bias 0 and frozen)
     """
@@ -77,13 +86,15 @@ class PartAggregation(nn.Module):
     def forward(self, maps: torch.Tensor, global_feature: torch.Tensor) -> torch.Tensor:
         """Part-aggregated features (B, C) from feature maps (B, C, h, w) and F's BNNeck features (B, C)."""
         with _float32(maps.device):
-            stripes = F.adaptive_avg_pool2d(_full(maps), (self.parts, 1))  # B, C, P, 1
+            stripes = part_stripes(_full(maps), self.parts).unsqueeze(-1)  # B, C, P, 1
             q = self.query(stripes).flatten(2).transpose(1, 2)  # B, P, C
             k = self.key(stripes).flatten(2)  # B, C, P
             v = self.value(stripes).flatten(2).transpose(1, 2)  # B, P, C
             attention = torch.softmax(q @ k, dim=-1)  # B, P, P
-            refined = (attention @ v).transpose(1, 2)  # B, C, P
-            aggregated = refined @ torch.softmax(self.part_weights, dim=0)  # B, C
+            refined = attention @ v  # B, P, C: each part a mixture of all parts
+            # sum over parts of weight x part, written without a transpose before the product (ONNX
+            # Runtime's fused transpose-matmul with a vector operand computes it wrongly)
+            aggregated = torch.softmax(self.part_weights, dim=0) @ refined  # B, C
             return self.bnneck(aggregated + _full(global_feature))
 
 

@@ -15,7 +15,7 @@ from msareid.commands import profile as profile_cmd
 from msareid.commands import report as report_cmd
 from msareid.commands import train as train_cmd
 from msareid.data.datasets import DATASETS, dataset_names, synthetic_names
-from msareid.errors import UserError
+from msareid.errors import DeviceError, UserError
 
 
 def _add_dataset_args(p: argparse.ArgumentParser) -> None:
@@ -117,6 +117,29 @@ def _os_error(exc: OSError) -> str:
     return f"cannot use{where}: {reason} ({hint})"
 
 
+def _cpu_option(args: argparse.Namespace) -> str:
+    """How to run the command in use on the CPU, with an option it accepts."""
+    if hasattr(args, "device"):
+        return "--device cpu"
+    if hasattr(args, "set") and args.command != "evaluate":
+        return "--set train.device=cpu"
+    return "CUDA_VISIBLE_DEVICES= (no GPU)"
+
+
+def _device_failure(exc: BaseException, args: argparse.Namespace) -> str | None:
+    """One line for an error of the GPU itself (out of memory, a CUDA error), or None for any other."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return None
+    kinds = tuple(k for k in (getattr(torch, "OutOfMemoryError", None), getattr(torch, "AcceleratorError", None))
+                  if isinstance(k, type))
+    if not kinds or not isinstance(exc, kinds):
+        return None
+    first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0][:160]
+    what = "the GPU ran out of memory" if "out of memory" in str(exc).lower() else "the GPU failed"
+    return f"{what} ({first}); free GPU memory, use smaller batches, or run on the CPU with {_cpu_option(args)}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (2 for bad input).
 
@@ -133,10 +156,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"msareid {args.command}: interrupted", file=sys.stderr)
         return 130
-    except (UserError, OSError, UnicodeDecodeError) as exc:
-        if debug:
+    except Exception as exc:
+        device = _device_failure(exc, args)
+        if debug or not (device or isinstance(exc, (UserError, OSError, UnicodeDecodeError))):
             raise
-        if isinstance(exc, UserError):
+        if device:
+            message = device
+        elif isinstance(exc, DeviceError):
+            message = f"{exc.reason}; run on the CPU with {_cpu_option(args)}"
+        elif isinstance(exc, UserError):
             message = str(exc)
         elif isinstance(exc, UnicodeDecodeError):
             message = (f"a text file is not UTF-8 ({exc.reason} at byte {exc.start}); save it as UTF-8 "

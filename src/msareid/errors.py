@@ -15,3 +15,13 @@ class UserError(Exception):
     The message names the file or key and says what was expected; the CLI prints it on one line
     and exits with code 2, without a traceback unless ``--debug`` is given.
     """
+
+
+class DeviceError(UserError):
+    """A device that cannot be used. ``reason`` says why; ``hint`` how to run on the CPU instead,
+    for a caller of the Python API (the command line replaces it with the option of the command in
+    use: ``--device cpu`` or ``--set train.device=cpu``)."""
+
+    def __init__(self, reason: str, hint: str = 'pass device="cpu"') -> None:
+        self.reason, self.hint = reason, hint
+        super().__init__(f"{reason}; {hint}")

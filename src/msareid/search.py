@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from msareid.errors import UserError, warn
-from msareid.fileio import remove_stale_temporaries, reserve, write_text
+from msareid.fileio import display_path, file_url, remove_stale_temporaries, reserve, write_text
 
 INDEXES = ("exact", "faiss")
 
@@ -142,15 +142,22 @@ def _thumb(path: str) -> str:
         return ""
 
 
+def _linked_thumb(path: str) -> str:
+    title = html.escape(display_path(path), quote=True)
+    return f'<a href="{html.escape(file_url(path), quote=True)}" title="{title}"><img src="{_thumb(path)}" alt=""></a>'
+
+
 def write_search_page(results: list[dict[str, Any]], out: str | os.PathLike[str]) -> Path:
-    """One HTML page (thumbnails embedded) of the ``results`` of :func:`search_gallery`."""
+    """One HTML page (thumbnails embedded) of the ``results`` of :func:`search_gallery`. Each
+    thumbnail links its file; a name that is not valid UTF-8 is shown with ``\\xNN`` escapes and
+    linked by its exact bytes."""
     blocks = []
     for res in results:
         cells = "".join(
-            f'<figure><img src="{_thumb(m["path"])}" alt=""><figcaption>{m["rank"]}. {m["score"]:.3f}<br>'
-            f'{html.escape(Path(m["path"]).name)}</figcaption></figure>' for m in res["matches"])
-        blocks.append(f'<h2>query {html.escape(Path(res["query"]).name)}</h2><div class="row"><figure>'
-                      f'<img src="{_thumb(res["query"])}" alt=""><figcaption>query</figcaption></figure>{cells}</div>')
+            f'<figure>{_linked_thumb(m["path"])}<figcaption>{m["rank"]}. {m["score"]:.3f}<br>'
+            f'{html.escape(display_path(Path(m["path"]).name))}</figcaption></figure>' for m in res["matches"])
+        blocks.append(f'<h2>query {html.escape(display_path(Path(res["query"]).name))}</h2><div class="row">'
+                      f'<figure>{_linked_thumb(res["query"])}<figcaption>query</figcaption></figure>{cells}</div>')
     page = ("<!doctype html><html><head><meta charset='utf-8'><title>msareid search</title><style>"
             "body{font-family:sans-serif}.row{display:flex;flex-wrap:wrap;gap:6px}figure{margin:0;text-align:center;"
             "font-size:11px}img{height:160px;border:1px solid #999}</style></head><body><h1>msareid search</h1>"

@@ -48,6 +48,7 @@ def add_search_arguments(p: argparse.ArgumentParser) -> None:
 
 def cmd_search(args: argparse.Namespace) -> int:
     from msareid.allocator import reuse_freed_memory
+    from msareid.fileio import display_path
     from msareid.search import search_gallery, write_search_page
 
     reuse_freed_memory()
@@ -58,11 +59,11 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(found))
         return 0
-    for res in found["results"]:
-        print(f"query {res['query']}:")
+    for res in found["results"]:  # names that are not UTF-8 as \xNN escapes: printable in any locale
+        print(f"query {display_path(res['query'])}:")
         for m in res["matches"]:
             known = f"  (id {m['pid']})" if m["pid"] >= 0 else ""
-            print(f"  {m['rank']:3d}. {m['score']:.4f}  {m['path']}{known}")
+            print(f"  {m['rank']:3d}. {m['score']:.4f}  {display_path(m['path'])}{known}")
     if args.html:
         print(f"wrote {args.html}")
     return 0

@@ -142,14 +142,11 @@ def _imagenet_state(name: str) -> dict[str, torch.Tensor]:
 
 
 def _file_state(path: str) -> dict[str, torch.Tensor]:
-    import torch
+    from msareid.fileio import load_torch
 
     if not os.path.isfile(path):
         raise UserError(f"model.pretrained: {path} does not exist (expected \"imagenet\", \"none\" or a .pth file)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise UserError(f"model.pretrained: {path} is not a readable PyTorch state dict ({exc})") from None
+    state = load_torch(path, "model.pretrained:")
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict):

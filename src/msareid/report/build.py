@@ -197,7 +197,8 @@ table{{border-collapse:collapse}}td,th{{border:1px solid #bbb;padding:4px 8px;te
 td:first-child,td:nth-child(2){{text-align:left}}img{{max-width:100%;margin:4px 0}}</style></head>
 <body><h1>msareid report</h1>
 <p>Protocol <b>{html.escape(first['protocol'])}</b>, {first.get('trials', 1)} trial(s), gallery sampler named in
-the protocol; feature: BNNeck (DDAG: its part-aggregated feature, as its reference reports), metric {html.escape(str(first.get('metric', 'cosine')))}.
+the protocol; feature: BNNeck (DDAG: its part-aggregated feature, as its reference reports),
+metric {html.escape(str(first.get('metric', 'cosine')))}.
 Model selection: the last epoch of each run. The last column, when a run was evaluated during training
 (<code>eval.every</code>), is the epoch with the best test Rank-1 as the reference code selects it: chosen
 on the test set, so optimistic.</p>

@@ -18,7 +18,7 @@ import torch
 
 from msareid import __version__
 from msareid.errors import UserError
-from msareid.fileio import atomic_path
+from msareid.fileio import atomic_file, load_torch
 
 FORMAT = 1
 
@@ -55,23 +55,20 @@ def versions() -> dict[str, str]:
 
 
 def save_atomic(obj: dict[str, Any], path: Path) -> None:
-    """``torch.save`` to a temporary file beside ``path``, flushed to disk, then renamed over it."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+    """``torch.save`` to a temporary file beside ``path``, flushed to disk, then renamed over it; a
+    full disk is the ``OSError`` of ``path``'s folder (not the serializer's RuntimeError), and
+    ``path`` keeps its previous content."""
+    with atomic_file(path) as handle:
         torch.save(obj, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a checkpoint with ``weights_only=True``; a truncated or foreign file is a UserError."""
+    """Read a checkpoint with ``weights_only=True``; a truncated, foreign or unsafe file is a
+    one-line UserError (:func:`msareid.fileio.load_torch`)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint {path} does not exist")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise UserError(f"checkpoint {path} is truncated or not a msareid checkpoint "
-                        f"({exc.__class__.__name__}: {(str(exc).splitlines() or ['empty file'])[0][:120]})") from None
+    ckpt = load_torch(path, "checkpoint", "a msareid checkpoint")
     if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
         raise UserError(f"checkpoint {path} is not a msareid checkpoint (no model or config inside)")
     return ckpt

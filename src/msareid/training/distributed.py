@@ -33,14 +33,16 @@ class DistEnv:
             dist.barrier()
 
 
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+def resolve_device(name: str, local_rank: int = 0, hint: str = 'pass device="cpu"') -> torch.device:
     """``auto`` is the local GPU when there is one, else the CPU; a bare ``cuda`` is this process's
-    own GPU (``cuda:LOCAL_RANK``), so DDP gets a device index under torchrun."""
+    own GPU (``cuda:LOCAL_RANK``), so DDP gets a device index under torchrun. ``hint`` (how to ask
+    for the CPU instead) ends the message of a :class:`~msareid.errors.DeviceError`."""
+    asked = name
     if name == "auto":
         name = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
     elif name == "cuda":
         name = f"cuda:{local_rank}"
-    from msareid.errors import UserError
+    from msareid.errors import DeviceError, UserError
 
     try:
         device = torch.device(name)
@@ -49,7 +51,7 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     if device.type not in ("cpu", "cuda"):
         raise UserError(f"device {name!r} is not supported: expected auto, cpu, cuda or cuda:N")
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"train.device = {name!r} but no CUDA device is available; use --set train.device=cpu")
+        raise DeviceError(f"device {asked!r} was asked for but no CUDA device is available", hint)
     return device
 
 
@@ -62,7 +64,7 @@ def setup(device: str = "auto") -> DistEnv:
     launched = "WORLD_SIZE" in os.environ and "MASTER_ADDR" in os.environ
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
-    dev = resolve_device(device, local_rank)
+    dev = resolve_device(device, local_rank, 'set train.device = "cpu"')
     if launched and not dist.is_initialized():
         if dev.type == "cuda":
             torch.cuda.set_device(dev)

@@ -68,7 +68,7 @@ def test_a_full_disk_is_a_clear_error_and_leaves_no_temporary(synth_sysu: Path, 
     paths = [r.path for r in SysuMM01(synth_sysu).train()[0]]
     full = shutil.disk_usage(tmp_path)._replace(free=1000)
     monkeypatch.setattr("msareid.data.cache.shutil.disk_usage", lambda _: full)
-    with pytest.raises(UserError, match="GiB are free; free some space or set data.cache_dir"):
+    with pytest.raises(UserError, match="GiB are free; free some space or put the cache on another disk"):
         ImageCache.build(paths, 32, 16, tmp_path / "cache")
     assert not any((tmp_path / "cache").iterdir())
     monkeypatch.undo()  # the space check passes; the disk fills up when the blocks are reserved

@@ -161,7 +161,8 @@ class ImageCache:
         free = shutil.disk_usage(folder).free
         if free < needed:
             raise UserError(f"the image cache needs {needed / 2**30:.2f} GiB in {folder} but {free / 2**30:.2f} GiB "
-                            "are free; free some space or set data.cache_dir to another disk")
+                            "are free; free some space or put the cache on another disk (data.cache_dir, or "
+                            "$MSAREID_CACHE_DIR where data.cache_dir is empty)")
         tmp = folder / f".{target.name}.{os.getpid()}.tmp"
         try:
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)

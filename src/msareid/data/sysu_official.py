@@ -25,7 +25,8 @@ def load_mat_variable(path: Path, variable: str) -> np.ndarray:
     try:
         content = scipy.io.loadmat(str(path))
     except Exception as exc:  # scipy raises several types for corrupt files
-        raise UserError(f"{path} is not a readable MATLAB .mat file ({exc})") from None
+        first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0][:160]
+        raise UserError(f"{path} is not a readable MATLAB .mat file ({first})") from exc
     if variable not in content:
         found = sorted(k for k in content if not k.startswith("__"))
         raise UserError(f"{path} has no variable '{variable}' (found: {', '.join(found) or 'none'})")

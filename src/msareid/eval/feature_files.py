@@ -49,7 +49,7 @@ def load_feature_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
         # when converted for ranking); compressed ones are read whole
         arrays = {k: mmap_member(path, k) for k in names}
     except (OSError, ValueError, EOFError, KeyError, IndexError, zipfile.BadZipFile) as exc:
-        raise UserError(f"{path} is not a readable .npz file ({exc.__class__.__name__}: {exc})") from None
+        raise UserError(f"{path} is not a readable .npz file ({exc.__class__.__name__}: {exc})") from exc
     for key in NPZ_KEYS:
         if key not in arrays:
             raise UserError(f"{path} lacks array '{key}' (expected {', '.join(NPZ_KEYS)})")

@@ -86,7 +86,7 @@ class FeatureFile:
                 self.model_id = str(data["model_id"]) if "model_id" in data.files else ""
             self.feat = mmap_member(self.path, "feat")
         except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
-            raise UserError(f"{self.path} is not a readable feature file ({exc})") from None
+            raise UserError(f"{self.path} is not a readable feature file ({exc})") from exc
         if self.feat.ndim != 2 or self.feat.shape[0] != len(self.paths):
             raise UserError(f"{self.path}: 'feat' should be {len(self.paths)} x D, got {self.feat.shape}")
         if not np.issubdtype(self.feat.dtype, np.floating):

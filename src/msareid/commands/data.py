@@ -11,10 +11,15 @@ def cmd_synth(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from msareid.data.datasets import reader_class
+    from msareid.errors import UserError
 
+    if getattr(args, "ir_camera", None) and args.dataset != "sysu":
+        raise UserError(f"--ir-camera is an option of synth sysu; a synthetic {args.dataset} has its dataset's own "
+                        "IR camera (RegDB: thermal, LLCM: near-infrared)")
     start = time.perf_counter()
     root = reader_class(args.dataset).write_synthetic(Path(args.out), args.ids, args.seed, args.workers, args)
-    print(f"wrote a synthetic {args.dataset} dataset ({args.ids} ids, seed {args.seed}) to {root} "
+    camera = f", {args.ir_camera} IR cameras" if getattr(args, "ir_camera", None) else ""
+    print(f"wrote a synthetic {args.dataset} dataset ({args.ids} ids, seed {args.seed}{camera}) to {root} "
           f"in {time.perf_counter() - start:.1f}s")
     return 0
 

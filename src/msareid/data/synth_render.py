@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 MODALITIES = ("rgb", "nir", "thermal")
+THERMAL_ROWS = 128  # the frame height the thermal camera's blur was drawn for (RegDB's)
 PATTERNS = ("solid", "hstripes", "vstripes", "checks", "logo")
 LOWERS = ("trousers", "shorts", "skirt")
 ACCESSORIES = ("none", "backpack", "bag_left", "bag_right", "hat")
@@ -284,8 +285,9 @@ def render(ident: Identity, camera: int, modality: str, size: tuple[int, int],
         arr = arr * _lamp_falloff(size, rng) * cam.uniform(0.85, 1.15) * rng.uniform(0.8, 1.2)
         arr = arr + cam.uniform(0, 15) + rng.normal(0, 5, arr.shape)
         arr = np.repeat(arr[..., None], 3, axis=-1)
-    elif infrared:
-        arr = np.asarray(img.filter(ImageFilter.GaussianBlur(rng.uniform(0.8, 1.6))), dtype=np.float32)
+    elif infrared:  # thermal optics blur more; the blur scales with the frame (RegDB's 128 rows: as drawn)
+        blur = rng.uniform(0.8, 1.6) * (size[0] / THERMAL_ROWS)
+        arr = np.asarray(img.filter(ImageFilter.GaussianBlur(blur)), dtype=np.float32)
         arr = arr * cam.uniform(0.8, 1.1) + cam.uniform(0, 25) + rng.normal(0, 7, arr.shape)
         arr = np.repeat(arr[..., None], 3, axis=-1)  # IR frames are stored as 3 equal channels
     else:

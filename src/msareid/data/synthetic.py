@@ -17,6 +17,7 @@ from msareid.errors import UserError
 
 SYSU_SIZE = (128, 64)  # typical H x W of a rendered frame by default; each image varies around it
 REGDB_SIZE = (128, 64)
+IR_CAMERAS = ("nir", "thermal")  # camera models of a synthetic SYSU-MM01's IR cameras
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class SysuSpec:
     seed: int = 0
     frame_height: int = SYSU_SIZE[0]  # typical frame height in pixels; width about half
     jpeg_quality: int = 90
+    ir_camera: str = "nir"  # cams 3 and 6: nir (SYSU-MM01's active near-infrared) | thermal (RegDB's emitted heat)
 
 
 def _frame_size(rng: np.random.Generator, height: int) -> tuple[int, int]:
@@ -57,7 +59,7 @@ def _write_sysu_person(args: tuple[Path, SysuSpec, int]) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         for i in range(1, n + 1):
             rng = np.random.default_rng([spec.seed, pid, cam, i])
-            img = render(ident, cam, "nir" if infrared else "rgb", _frame_size(rng, spec.frame_height), rng)
+            img = render(ident, cam, spec.ir_camera if infrared else "rgb", _frame_size(rng, spec.frame_height), rng)
             img.save(folder / f"{i:04d}.jpg", quality=spec.jpeg_quality)
 
 
@@ -86,6 +88,8 @@ def pool_map(fn, tasks: list, workers: int) -> None:
 def write_sysu(out: str | os.PathLike[str], spec: SysuSpec = SysuSpec(), workers: int = 1) -> Path:
     """Write a synthetic SYSU-MM01 (cam1..cam6, exp/*_id.txt) under ``out``; returns the root."""
     root = Path(out)
+    if spec.ir_camera not in IR_CAMERAS:
+        raise UserError(f"--ir-camera must be one of {', '.join(IR_CAMERAS)}, got {spec.ir_camera!r}")
     if root.exists() and any(root.iterdir()):
         raise UserError(f"{root} is not empty: choose a new folder for the synthetic dataset")
     splits = _split_ids(spec.ids, spec.seed)

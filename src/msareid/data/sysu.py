@@ -200,11 +200,15 @@ class SysuMM01(DatasetReader):
         parser.add_argument("--rgb-images", type=int, default=8, help="SYSU: images per (id, RGB camera), +-2")
         parser.add_argument("--ir-images", type=int, default=8, help="SYSU: images per (id, IR camera), +-2")
         parser.add_argument("--frame-height", type=int, default=128, help="SYSU: typical frame height in pixels")
+        parser.add_argument("--ir-camera", choices=("nir", "thermal"), default=None,  # synthetic.IR_CAMERAS
+                            help="SYSU: camera model of the IR cameras 3 and 6: nir (default; reflected light of an "
+                                 "IR lamp, as SYSU-MM01's) or thermal (emitted heat, as RegDB's)")
 
     @classmethod
     def write_synthetic(cls, out: Path, ids: int, seed: int, workers: int, args: argparse.Namespace) -> Path:
         from msareid.data.synthetic import SysuSpec, write_sysu
 
         spec = SysuSpec(ids=ids, rgb_images=getattr(args, "rgb_images", 8), ir_images=getattr(args, "ir_images", 8),
-                        seed=seed, frame_height=getattr(args, "frame_height", 128))
+                        seed=seed, frame_height=getattr(args, "frame_height", 128),
+                        ir_camera=getattr(args, "ir_camera", None) or "nir")
         return write_sysu(out, spec, workers=workers)

@@ -129,3 +129,28 @@ def test_sysu_ir_cameras_render_near_infrared_and_regdb_thermal(tmp_path: Path) 
     assert np.abs(nir.astype(float) - thermal).mean() > 5
     with pytest.raises(ValueError, match="modality"):
         render(ident, 3, "x-ray", (96, 48), np.random.default_rng(1))
+
+
+def test_sysu_with_thermal_ir_cameras_changes_the_ir_images_only(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from msareid.cli import main
+
+    spec = SysuSpec(ids=8, rgb_images=2, ir_images=2, seed=5)
+    nir = write_sysu(tmp_path / "nir", spec)
+    assert _digest(write_sysu(tmp_path / "default", SysuSpec(ids=8, rgb_images=2, ir_images=2, seed=5,
+                                                               ir_camera="nir"))) == _digest(nir)
+    assert main(["synth", "sysu", "--out", str(tmp_path / "thermal"), "--ids", "8", "--rgb-images", "2",
+                 "--ir-images", "2", "--seed", "5", "--ir-camera", "thermal"]) == 0
+    assert "thermal IR cameras" in capsys.readouterr().out
+    thermal = tmp_path / "thermal"
+    files = sorted(p.relative_to(nir) for p in nir.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(thermal) for p in thermal.rglob("*") if p.is_file())  # one layout
+    for rel in files:
+        same = (nir / rel).read_bytes() == (thermal / rel).read_bytes()
+        assert same == (rel.parts[0] not in ("cam3", "cam6")), rel  # RGB cameras and splits unchanged
+        if not same:
+            arr = np.asarray(Image.open(thermal / rel), dtype=np.int16)
+            assert np.abs(arr[..., 0] - arr[..., 1]).max() <= 8  # colourless (JPEG noise only)
+    assert main(["synth", "regdb", "--out", str(tmp_path / "r"), "--ir-camera", "nir"]) == 2
+    assert "--ir-camera is an option of synth sysu" in capsys.readouterr().err
+    with pytest.raises(UserError, match="--ir-camera must be one of nir, thermal"):
+        write_sysu(tmp_path / "x", SysuSpec(ids=8, ir_camera="x-ray"))

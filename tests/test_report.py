@@ -67,3 +67,24 @@ def test_a_run_with_a_relative_data_root_reports_from_anywhere(synth_sysu: Path,
     monkeypatch.chdir(tmp_path)
     assert main(["report", "run"]) == 0
     assert "t-SNE" in (tmp_path / "run" / "report.html").read_text()
+
+
+def test_ablation_report_lists_each_rows_loss_terms_by_name() -> None:
+    from msareid.report.ablation import loss_table
+
+    def run(losses: dict, **extra: float) -> list[dict]:
+        return [{"event": "epoch", "epoch": 1, "losses": {k: v + 1 for k, v in losses.items()}},
+                {"event": "epoch", "epoch": 2, "losses": losses, **extra}]
+
+    runs = {"AGW/seed0": ("AGW", run({"total": 2.0, "id": 1.5, "triplet": 0.5, "img": 0.0})),
+            "DDAG/seed0": ("DDAG", run({"total": 5.0, "id": 2.0, "triplet": 0.4, "img": 0.0, "part": 2.0, "graph": 3.0,
+                                        "img.target_r2i": 9.0}, graph_weight=0.2)),
+            "DDAG/seed1": ("DDAG", run({"total": 6.0, "id": 3.0, "triplet": 0.6, "img": 0.0, "part": 2.2, "graph": 4.0},
+                                       graph_weight=0.3))}
+    page = loss_table(runs)
+    head = [h for h in page.split("<th>")[1:]]
+    assert [h.split("<")[0] for h in head] == ["row", "total", "id", "triplet", "img", "part", "graph", "graph weight"]
+    ddag = page.split("<td>DDAG</td>")[1].split("</tr>")[0]
+    assert ddag.count("<td>") == 7 and "<td>5.500</td>" in ddag and "<td>3.500</td>" in ddag and "<td>0.250</td>" in ddag
+    assert page.split("<td>AGW</td>")[1].split("</tr>")[0].count("<td>-</td>") == 3  # no part, graph, weight
+    assert "target_r2i" not in page and loss_table({}) == ""

@@ -73,6 +73,34 @@ def _table(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "</table>"
 
 
+def loss_table(runs: dict[str, tuple[str, list[dict[str, Any]]]]) -> str:
+    """HTML table of each row's last-epoch loss terms by name (mean over its seeds): the terms of
+    every objective that rows use (``id``, ``triplet``, ``img``; DDAG's ``part`` and ``graph``,
+    the latter unweighted, with its dynamic weight)."""
+    from msareid.losses.objective import headline
+
+    last: dict[str, list[dict[str, float]]] = {}
+    for name, records in runs.values():
+        epochs = [r for r in records if r.get("event") == "epoch" and "losses" in r]
+        if epochs:
+            values = dict(headline(epochs[-1]["losses"]))
+            if "graph_weight" in epochs[-1]:
+                values["graph weight"] = epochs[-1]["graph_weight"]
+            last.setdefault(name, []).append(values)
+    if not last:
+        return ""
+    terms = list(dict.fromkeys(k for rows in last.values() for v in rows for k in v))
+    head = "".join(f"<th>{html.escape(t)}</th>" for t in terms)
+    lines = []
+    for name, rows in last.items():
+        cells = "".join(
+            f"<td>{sum(v[t] for v in rows if t in v) / n:.3f}</td>" if (n := sum(t in v for v in rows)) else "<td>-</td>"
+            for t in terms)
+        lines.append(f"<tr><td>{html.escape(name)}</td>{cells}</tr>")
+    return (f"<h2>Loss terms of the last epoch</h2><p>Mean over each row's seeds of the epoch means logged in "
+            f"metrics.jsonl.</p><table><tr><th>row</th>{head}</tr>{''.join(lines)}</table>")
+
+
 def build_ablation_report(folder: str | os.PathLike[str], out: str | os.PathLike[str],
                           root: str | None = None, pictures: bool = True) -> Path:
     """Write the HTML report of the ablation in ``folder`` to ``out``."""
@@ -91,7 +119,8 @@ def build_ablation_report(folder: str | os.PathLike[str], out: str | os.PathLike
     seeds = sorted({run["seed"] for r in result["rows"] for run in r["runs"]})
     runs = {f"{r['name']}/seed{run['seed']}": (r["name"], run_folder(folder, run["run_dir"]))
             for r in result["rows"] for run in r["runs"]}
-    during = eval_curves({k: read_metrics(d) for k, (_, d) in runs.items()}, files / "evaluations.png",
+    metrics = {k: (name, read_metrics(d)) for k, (name, d) in runs.items()}
+    during = eval_curves({k: m for k, (_, m) in metrics.items()}, files / "evaluations.png",
                          {k: name for k, (name, _) in runs.items()})
     best_text = ""
     if during is not None:
@@ -118,6 +147,7 @@ baseline). Base config: <code>{html.escape(str(result.get('config', '')))}</code
 {html.escape(' '.join(result.get('overrides', [])))}.</p>
 {_table(result)}
 <h2>Per seed</h2><img src="{html.escape(os.path.relpath(plot, out.parent))}" alt="per-seed values">
+{loss_table(metrics)}
 {best_text}
 {sections}
 </body></html>

@@ -93,9 +93,8 @@ def loss_table(runs: dict[str, tuple[str, list[dict[str, Any]]]]) -> str:
     head = "".join(f"<th>{html.escape(t)}</th>" for t in terms)
     lines = []
     for name, rows in last.items():
-        cells = "".join(
-            f"<td>{sum(v[t] for v in rows if t in v) / n:.3f}</td>" if (n := sum(t in v for v in rows)) else "<td>-</td>"
-            for t in terms)
+        present = {t: [v[t] for v in rows if t in v] for t in terms}
+        cells = "".join(f"<td>{sum(x) / len(x):.3f}</td>" if x else "<td>-</td>" for x in present.values())
         lines.append(f"<tr><td>{html.escape(name)}</td>{cells}</tr>")
     return (f"<h2>Loss terms of the last epoch</h2><p>Mean over each row's seeds of the epoch means logged in "
             f"metrics.jsonl.</p><table><tr><th>row</th>{head}</tr>{''.join(lines)}</table>")

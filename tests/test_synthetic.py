@@ -151,6 +151,9 @@ def test_sysu_with_thermal_ir_cameras_changes_the_ir_images_only(tmp_path: Path,
             arr = np.asarray(Image.open(thermal / rel), dtype=np.int16)
             assert np.abs(arr[..., 0] - arr[..., 1]).max() <= 8  # colourless (JPEG noise only)
     assert main(["synth", "regdb", "--out", str(tmp_path / "r"), "--ir-camera", "nir"]) == 2
-    assert "--ir-camera is an option of synth sysu" in capsys.readouterr().err
+    assert "--ir-camera nir is an option of synth sysu; a synthetic RegDB has its own" in capsys.readouterr().err
+    from msareid.data.synthetic import IR_CAMERAS
+
+    assert SysuMM01.synth_ir_cameras == IR_CAMERAS and RegDB.synth_ir_cameras == ()
     with pytest.raises(UserError, match="--ir-camera must be one of nir, thermal"):
         write_sysu(tmp_path / "x", SysuSpec(ids=8, ir_camera="x-ray"))

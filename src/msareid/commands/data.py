@@ -10,14 +10,16 @@ import time
 def cmd_synth(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from msareid.data.datasets import reader_class
+    from msareid.data.datasets import reader_class, synthetic_names
     from msareid.errors import UserError
 
-    if getattr(args, "ir_camera", None) and args.dataset != "sysu":
-        raise UserError(f"--ir-camera is an option of synth sysu; a synthetic {args.dataset} has its dataset's own "
-                        "IR camera (RegDB: thermal, LLCM: near-infrared)")
+    reader = reader_class(args.dataset)
+    if getattr(args, "ir_camera", None) and args.ir_camera not in reader.synth_ir_cameras:
+        offered = [n for n in synthetic_names() if args.ir_camera in reader_class(n).synth_ir_cameras]
+        raise UserError(f"--ir-camera {args.ir_camera} is an option of synth {', '.join(offered)}; a synthetic "
+                        f"{reader.title} has its own dataset's IR camera")
     start = time.perf_counter()
-    root = reader_class(args.dataset).write_synthetic(Path(args.out), args.ids, args.seed, args.workers, args)
+    root = reader.write_synthetic(Path(args.out), args.ids, args.seed, args.workers, args)
     camera = f", {args.ir_camera} IR cameras" if getattr(args, "ir_camera", None) else ""
     print(f"wrote a synthetic {args.dataset} dataset ({args.ids} ids, seed {args.seed}{camera}) to {root} "
           f"in {time.perf_counter() - start:.1f}s")

@@ -86,6 +86,7 @@ class DatasetReader(ABC):
     directions: ClassVar[tuple[str, ...]] = ()  # evaluation directions, the default first
     num_classes: ClassVar[int | None] = None  # training identities of the real dataset
     root_help: ClassVar[str] = "dataset root folder"
+    synth_ir_cameras: ClassVar[tuple[str, ...]] = ()  # camera models `synth --ir-camera` offers (none: its own)
 
     def __init__(self, root: str | os.PathLike[str], trial: int = 1) -> None:
         self.root = Path(root)

@@ -195,12 +195,14 @@ class SysuMM01(DatasetReader):
             "valid_query": valid,
         }
 
+    synth_ir_cameras = ("nir", "thermal")  # msareid.data.synthetic.IR_CAMERAS
+
     @classmethod
     def add_synth_arguments(cls, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--rgb-images", type=int, default=8, help="SYSU: images per (id, RGB camera), +-2")
         parser.add_argument("--ir-images", type=int, default=8, help="SYSU: images per (id, IR camera), +-2")
         parser.add_argument("--frame-height", type=int, default=128, help="SYSU: typical frame height in pixels")
-        parser.add_argument("--ir-camera", choices=("nir", "thermal"), default=None,  # synthetic.IR_CAMERAS
+        parser.add_argument("--ir-camera", choices=cls.synth_ir_cameras, default=None,
                             help="SYSU: camera model of the IR cameras 3 and 6: nir (default; reflected light of an "
                                  "IR lamp, as SYSU-MM01's) or thermal (emitted heat, as RegDB's)")
 

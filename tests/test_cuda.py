@@ -39,11 +39,17 @@ def _epoch_losses(run: Path) -> list[dict]:
     return [x for x in lines if x["event"] == "epoch"]
 
 
+DDAG = {"model.r2i": "false", "model.i2r": "false", "model.two_stream": "true", "model.parts": 3,
+        "model.graph_attention": "true", "loss.source_loss": "none", "loss.target_loss": "none"}
+
+
+@pytest.mark.parametrize("system", ["msa", "ddag"])
 @pytest.mark.parametrize("amp", [True, False])
-def test_training_on_the_gpu_with_amp_and_channels_last(synth_sysu: Path, tmp_path: Path, amp: bool) -> None:
+def test_training_on_the_gpu_with_amp_and_channels_last(synth_sysu: Path, tmp_path: Path, amp: bool,
+                                                        system: str) -> None:
     run = tmp_path / "run"
     args = _args(synth_sysu, tmp_path, **{"train.device": "cuda", "train.amp": str(amp).lower(),
-                                          "train.channels_last": "true"})
+                                          "train.channels_last": "true", **(DDAG if system == "ddag" else {})})
     assert main(["train", "--config", str(REPO / "configs" / "tiny.toml"), "--out", str(run), "--no-progress",
                  *args]) == 0
     state = load_checkpoint(run / "last.pt")

@@ -174,8 +174,8 @@ _POSITIVE = ("data.height", "data.width", "sampler.num_ids", "sampler.num_instan
              "loss.window_size", "loss.sigma", "train.epochs", "train.lr", "train.log_every", "eval.trials",
              "eval.batch_size", "train.base_lr_factor", "eval.k1", "eval.k2")
 _NON_NEGATIVE = ("model.checkpoint_segments", "model.parts", "train.threads", "train.max_steps_per_epoch",
-                 "train.checkpoint_every",
-                 "train.keep_every", "train.momentum", "eval.every", "data.num_workers", "data.pad")
+                 "train.checkpoint_every", "train.keep_every", "train.momentum", "eval.every", "data.num_workers",
+                 "data.pad")
 _RANGES = {"train.seed": (0, 2**32 - 1), "eval.lambda_value": (0.0, 1.0)}  # NumPy seeds; a mixing weight
 # Keys that moved: configs and checkpoints written before still load.
 _MOVED = {("train", "eval_every"): ("eval", "every")}

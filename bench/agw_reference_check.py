@@ -67,7 +67,7 @@ def _copy_weights(ref_net: torch.nn.Module, ours: torch.nn.Module) -> None:
 def main(ref: Path) -> None:
     from msareid.config import load_config
     from msareid.losses.feature import weighted_regularized_triplet
-    from msareid.models.trained import build_model
+    from msareid.systems.network import build_model
 
     ref_model, ref_loss = _reference(ref)
     torch.manual_seed(0)

@@ -82,10 +82,11 @@ def _adjacency(labels: torch.Tensor, n_class: int) -> torch.Tensor:
 
 
 def main(ref: Path) -> None:
-    from msareid.config import load_config
-    from msareid.losses.objective import TOTAL, msa_losses
+    from msareid.config import LossConfig, load_config
     from msareid.models.ddag import label_adjacency
-    from msareid.models.trained import build_model
+    from msareid.systems.base import Batch, Hooks
+    from msareid.systems.network import build_model
+    from msareid.systems.objective import TOTAL, msa_losses
 
     model_main, Triplet = _reference(ref)
     torch.manual_seed(0)
@@ -105,7 +106,7 @@ def main(ref: Path) -> None:
             ref_feat, ref_att = ref_net(x, x, 0, modal)  # L2-normalised at test time
             out = ours(x, stem)
             d_bn = (F.normalize(out.bnneck, dim=1) - ref_feat).abs().max().item()
-            d_part = (F.normalize(out.part, dim=1) - ref_att).abs().max().item()
+            d_part = (F.normalize(out.extra["part"], dim=1) - ref_att).abs().max().item()
             print(f"eval, modality {'RGB' if stem == 0 else 'IR'}: max |BNNeck diff| {d_bn:.2e}, "
                   f"max |part-aggregated diff| {d_part:.2e}")
     print(f"adjacency: max |diff| {(label_adjacency(both) - _adjacency(both, 395)).abs().max().item():.2e}")
@@ -118,7 +119,7 @@ def main(ref: Path) -> None:
     graph = ours.graph(out.pooled, label_adjacency(both))
     print(f"train: max |pooled diff| {(out.pooled - ref_pool).abs().max().item():.2e}, max |logits diff| "
           f"{(out.logits - ref_logits).abs().max().item():.2e}, max |part logits diff| "
-          f"{(out.part_logits - ref_part_logits).abs().max().item():.2e}, max |graph log-prob diff| "
+          f"{(out.extra_logits['part'] - ref_part_logits).abs().max().item():.2e}, max |graph log-prob diff| "
           f"{(graph - ref_graph).abs().max().item():.2e}")
     weight = 0.25
     ref_net.zero_grad()
@@ -132,8 +133,8 @@ def main(ref: Path) -> None:
     used += ref_net.bottleneck.bias.numel() + ref_net.wpa.bottleneck.bias.numel()
     ours.load_state_dict(ours.state_dict())  # (BatchNorm running statistics moved; the loss uses batch ones)
     torch.manual_seed(1)
-    mine = msa_losses(ours, rgb, ir, labels, margin=0.3, source_loss="none", target_loss="none",
-                      graph_weight=weight)
+    mine = msa_losses(ours, Batch(rgb, ir, labels), LossConfig(margin=0.3, source_loss="none", target_loss="none"),
+                      Hooks(state={"graph_weight": weight}))
     print(f"loss of one step (graph weight {weight}): reference {theirs.item():.6f}, msareid "
           f"{mine[TOTAL].item():.6f} (id {mine['id'].item():.6f} / {loss_id.item():.6f}, triplet "
           f"{mine['triplet'].item():.6f} / {loss_tri.item():.6f}, part {mine['part'].item():.6f} / "

@@ -19,7 +19,6 @@ CPU at toy size (the test suite runs it) so that the script is known to work bef
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import platform
@@ -77,10 +76,10 @@ def _config(root: Path, out: Path, args: argparse.Namespace, msa: bool, amp: boo
 def _train_rate(root: Path, out: Path, args: argparse.Namespace, msa: bool, amp: bool, device: str) -> dict:
     """Images/s and peak memory of ``args.steps`` timed steps of the training loop of ``msareid train``."""
     from msareid.engine import build_train_data
-    from msareid.losses.objective import MSAObjective
-    from msareid.models.trained import build_model
+    from msareid.systems.network import build_model
+    from msareid.systems.objective import MSAObjective
     from msareid.training.distributed import DistEnv
-    from msareid.training.epoch import train_one_epoch
+    from msareid.training.epoch import EpochPlan, Learner, train_one_epoch
     from msareid.training.logs import MetricsLog
 
     config = _config(root, out, args, msa, amp, device)
@@ -91,18 +90,19 @@ def _train_rate(root: Path, out: Path, args: argparse.Namespace, msa: bool, amp:
     model = build_model(config, len(data.labels))
     cuda = dev.type == "cuda"
     model.to(dev, memory_format=torch.channels_last if cuda else torch.preserve_format)
-    objective = MSAObjective(model, **dataclasses.asdict(config.loss))
+    objective = MSAObjective(model, config.loss)
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3.5e-4, weight_decay=5e-4)
     scaler = torch.amp.GradScaler("cuda", enabled=cuda and amp)
     log = MetricsLog(out, enabled=False)
-    kw = dict(env=env, log=log, log_every=10**9, amp=cuda and amp, channels_last=cuda, progress=False)
+    learner = Learner(objective, optimizer, scaler, env, log)
+    how = dict(log_every=10**9, amp=cuda and amp, channels_last=cuda, progress=False)
     warm = args.warmup
     if cuda:
         torch.cuda.reset_peak_memory_stats(dev)
-    train_one_epoch(objective, data.loader, optimizer, scaler, 3.5e-4, 0, 0, warm, **kw)
+    train_one_epoch(learner, data.loader, EpochPlan(0, 0, warm, 3.5e-4, **how))
     _sync(dev)
     t0 = time.perf_counter()
-    train_one_epoch(objective, data.loader, optimizer, scaler, 3.5e-4, 0, warm, warm + args.steps, **kw)
+    train_one_epoch(learner, data.loader, EpochPlan(0, warm, warm + args.steps, 3.5e-4, **how))
     _sync(dev)
     seconds = time.perf_counter() - t0
     batch = config.sampler.num_ids * config.sampler.num_instances
@@ -118,7 +118,7 @@ def _extraction(root: Path, out: Path, args: argparse.Namespace, device: str) ->
     from msareid.data.cache import ImageCache
     from msareid.data.sysu import SysuMM01
     from msareid.inference import extract
-    from msareid.models.trained import build_model
+    from msareid.systems.network import build_model
 
     config = _config(root, out, args, True, False, device)
     paths = [r.path for r in SysuMM01(root).query()][: args.extract_images]

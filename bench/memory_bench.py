@@ -16,7 +16,8 @@ import sys
 
 CHILD = r"""
 import sys, time, torch
-from msareid.losses.objective import msa_losses
+from msareid.systems.base import Batch
+from msareid.systems.objective import msa_losses
 from msareid.models import EmbeddingNet, MSANet
 backbone, segments, msa = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "msa"
 if sys.argv[4] == "reuse":
@@ -29,7 +30,7 @@ rgb, ir = torch.randn(24, 3, 288, 144), torch.randn(24, 3, 288, 144)
 labels = torch.arange(6).repeat_interleave(4)
 for step in range(2):
     t0 = time.perf_counter()
-    terms = msa_losses(model, rgb, ir, labels)
+    terms = msa_losses(model, Batch(rgb, ir, labels))
     opt.zero_grad()
     terms["total"].backward()
     opt.step()

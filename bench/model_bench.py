@@ -17,17 +17,18 @@ import time
 import torch
 
 from msareid.allocator import reuse_freed_memory
-from msareid.losses.objective import msa_losses
 from msareid.models import EmbeddingNet, MSANet
+from msareid.systems.base import Batch
+from msareid.systems.objective import msa_losses
 
 
-def step_time(model: MSANet, rgb, ir, labels, steps: int, **loss_kw) -> float:
+def step_time(model: MSANet, rgb, ir, labels, steps: int) -> float:
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3.5e-4, weight_decay=5e-4)
     times = []
     for _ in range(steps + 1):  # the first step warms up allocators and kernels
         start = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        msa_losses(model, rgb, ir, labels, **loss_kw)["total"].backward()
+        msa_losses(model, Batch(rgb, ir, labels))["total"].backward()
         opt.step()
         times.append(time.perf_counter() - start)
     return sum(times[1:]) / steps

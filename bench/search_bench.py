@@ -65,7 +65,7 @@ def extraction(out: Path) -> None:
 
     from msareid.config import config_to_dict, load_config
     from msareid.export import export_onnx
-    from msareid.models.trained import build_model
+    from msareid.systems.network import build_model
     from msareid.training.checkpoint import save_atomic
 
     cfg = load_config("configs/sysu.toml", ["model.pretrained=none"])

@@ -62,7 +62,7 @@ def _extract(run: Path, images: int, reuse: bool) -> float:
     from msareid.allocator import reuse_freed_memory
     from msareid.data.cache import ImageCache
     from msareid.inference import extract
-    from msareid.models.trained import load_trained
+    from msareid.systems.network import load_trained
 
     if reuse:
         reuse_freed_memory()  # as msareid extract / evaluate do

@@ -9,13 +9,14 @@ import torch
 from torch import nn
 
 from msareid.cli import main
-from msareid.config import load_config
+from msareid.config import LossConfig, load_config
 from msareid.engine import build_optimizer
 from msareid.losses.feature import weighted_regularized_triplet
-from msareid.losses.objective import msa_losses
 from msareid.models import EmbeddingNet, MSANet
 from msareid.models.agw import NonLocal, gem
-from msareid.models.trained import build_model
+from msareid.systems.base import Batch
+from msareid.systems.network import build_model
+from msareid.systems.objective import msa_losses
 from msareid.training.epoch import set_learning_rate
 from msareid.training.schedule import lr_at
 
@@ -143,7 +144,7 @@ def test_each_stem_sees_its_own_modality_and_gets_gradients(generated_stem: str)
     rgb_seen, ir_seen = _Recorder(net.embed.stems[0]), _Recorder(net.embed.stems[1])
     r2i_seen, i2r_seen = _Recorder(net.r2i), _Recorder(net.i2r)
     rgb, ir, labels = torch.randn(4, 3, 32, 16), torch.randn(4, 3, 32, 16) + 5, torch.tensor([0, 0, 1, 1])
-    msa_losses(net, rgb, ir, labels, triplet="wrt")["total"].backward()
+    msa_losses(net, Batch(rgb, ir, labels), LossConfig(triplet="wrt"))["total"].backward()
     (rgb_in,), (ir_in,) = rgb_seen.seen, ir_seen.seen
     r2i, i2r = net.r2i(rgb), net.i2r(ir)
     expected_rgb = [rgb, i2r] if generated_stem == "target" else [rgb, r2i]

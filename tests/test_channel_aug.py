@@ -188,17 +188,17 @@ def test_batches_with_the_second_rgb_view_are_deterministic(synth_sysu: Path, tm
     data = _dataset(synth_sysu, tmp_path)
     sampler = CrossModalitySampler(data.rgb.labels, data.ir.labels, 3, 2, seed=0)
     batches = list(train_loader(data, sampler, num_workers=0))
-    rgb, ir, y_rgb, y_ir, second = batches[0]
+    rgb, ir, y_rgb, y_ir, second = (batches[0][k] for k in ("rgb", "ir", "rgb_label", "ir_label", "rgb_second"))
     assert rgb.shape == ir.shape == second.shape == (6, 3, 32, 16) and torch.equal(y_rgb, y_ir)
     # the second view is channel-exchanged: one channel in all three, for every image
     assert all(torch.equal(v[0], v[1]) and torch.equal(v[1], v[2]) for v in second)
     assert not torch.equal(second, rgb)
     again = list(train_loader(data, sampler, num_workers=2))
     for a, b in zip(batches, again, strict=True):  # any number of workers: the same pixels
-        assert all(torch.equal(x, y) for x, y in zip(a, b))
+        assert all(torch.equal(a[k], b[k]) for k in a)
     sampler.set_epoch(0, start=2)  # a resume from batch 2 gives batches 2.. again
     resumed = list(train_loader(data, sampler, num_workers=0))
-    assert all(torch.equal(x, y) for a, b in zip(batches[2:], resumed, strict=True) for x, y in zip(a, b))
+    assert all(torch.equal(a[k], b[k]) for a, b in zip(batches[2:], resumed, strict=True) for k in a)
 
 
 def test_channel_aug_comes_without_the_other_erasing(tiny_overrides, synth_sysu: Path, tmp_path: Path) -> None:
@@ -209,9 +209,11 @@ def test_channel_aug_comes_without_the_other_erasing(tiny_overrides, synth_sysu:
 
 def test_f_sees_the_second_view_as_a_fifth_block_in_the_id_and_triplet_losses(tiny_config, synth_sysu: Path,
                                                                               tmp_path: Path) -> None:
+    from msareid.config import LossConfig
     from msareid.losses.feature import id_loss, weighted_regularized_triplet
-    from msareid.losses.objective import msa_losses
-    from msareid.models.trained import build_model
+    from msareid.systems.base import Batch
+    from msareid.systems.network import build_model
+    from msareid.systems.objective import msa_losses
 
     config = tiny_config(synth_sysu, tmp_path, **{"model.two_stream": "true", "loss.triplet": "wrt"})
     torch.manual_seed(0)
@@ -219,8 +221,8 @@ def test_f_sees_the_second_view_as_a_fifth_block_in_the_id_and_triplet_losses(ti
     g = torch.Generator().manual_seed(1)
     rgb, ir, second = (torch.randn(4, 3, 32, 16, generator=g) for _ in range(3))
     labels = torch.tensor([0, 0, 3, 3])
-    terms = msa_losses(model, rgb, ir, labels, rgb_second=second, triplet="wrt")
-    without = msa_losses(model, rgb, ir, labels, triplet="wrt")
+    terms = msa_losses(model, Batch(rgb, ir, labels, second), LossConfig(triplet="wrt"))
+    without = msa_losses(model, Batch(rgb, ir, labels), LossConfig(triplet="wrt"))
     assert terms["img"] == without["img"]  # L_img: ISA adapts the first view only
     generated = model.adapt(rgb, ir)
     images = torch.cat([rgb, ir, generated["r2i"], generated["i2r"], second])

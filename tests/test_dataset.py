@@ -23,15 +23,16 @@ def test_training_batches_from_the_cache(synth_sysu: Path, tmp_path: Path) -> No
     sampler = CrossModalitySampler(data.rgb.labels, data.ir.labels, 3, 2, seed=0)
     batches = list(train_loader(data, sampler, num_workers=0))
     assert len(batches) == len(sampler)
-    x_rgb, x_ir, y_rgb, y_ir = batches[0]
+    assert list(batches[0]) == ["rgb", "ir", "rgb_label", "ir_label"]  # batches by name
+    x_rgb, x_ir, y_rgb, y_ir = batches[0].values()
     assert x_rgb.shape == x_ir.shape == (6, 3, 32, 16)
     assert torch.equal(y_rgb, y_ir) and len(set(y_rgb.tolist())) == 3
     torch.manual_seed(123)  # the caller's random state plays no part
     again = list(train_loader(data, sampler, num_workers=2))
     for a, b in zip(batches, again, strict=True):  # same sampler seed, same augmented pixels
-        assert all(torch.equal(x, y) for x, y in zip(a, b))
+        assert all(torch.equal(a[k], b[k]) for k in a)
     sampler.set_epoch(1)
-    assert not torch.equal(next(iter(train_loader(data, sampler, num_workers=0)))[0], x_rgb)
+    assert not torch.equal(next(iter(train_loader(data, sampler, num_workers=0)))["rgb"], x_rgb)
 
 
 def test_dataset_length_mismatch(synth_sysu: Path, tmp_path: Path) -> None:

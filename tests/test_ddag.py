@@ -11,13 +11,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from msareid.cli import main
-from msareid.config import load_config
+from msareid.config import LossConfig, load_config
 from msareid.engine import build_optimizer
 from msareid.losses.feature import multi_modality_triplet
-from msareid.losses.objective import TOTAL, dynamic_graph_weight, msa_losses
 from msareid.models import EmbeddingNet, MSANet
 from msareid.models.ddag import GraphAttention, GraphAttentionLayer, PartAggregation, label_adjacency, part_stripes
-from msareid.models.trained import build_model
+from msareid.systems.base import Batch, Hooks
+from msareid.systems.ddag import dynamic_graph_weight
+from msareid.systems.network import build_model
+from msareid.systems.objective import TOTAL, msa_losses
 
 DDAG = ["model.r2i=false", "model.i2r=false", "loss.source_loss=\"none\"", "loss.target_loss=\"none\"",
         "model.two_stream=true", "model.parts=3", "model.graph_attention=true", "loss.margin=0.3"]
@@ -165,8 +167,8 @@ def test_graph_head_equals_the_reference_branch() -> None:
 
 
 def _tiny_ddag(num_classes: int = 4) -> MSANet:
-    embed = EmbeddingNet("tiny", num_classes, pretrained="none", two_stream=True, parts=3)
-    return MSANet(embed, r2i=False, i2r=False, graph=True)
+    cfg = load_config("configs/tiny.toml", [*DDAG, "model.r2i=false", "model.i2r=false"])
+    return build_model(cfg, num_classes)
 
 
 def test_objective_adds_the_part_id_loss_and_the_weighted_graph_loss() -> None:
@@ -174,13 +176,13 @@ def test_objective_adds_the_part_id_loss_and_the_weighted_graph_loss() -> None:
     model = _tiny_ddag().train()
     rgb, ir = torch.randn(8, 3, 32, 16), torch.randn(8, 3, 32, 16)
     labels = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
-    kwargs = {"margin": 0.3, "source_loss": "none", "target_loss": "none"}
+    loss = LossConfig(margin=0.3, source_loss="none", target_loss="none")
     state = {k: v.clone() for k, v in model.state_dict().items()}
     torch.manual_seed(5)
-    zero = msa_losses(model, rgb, ir, labels, graph_weight=0.0, **kwargs)
+    zero = msa_losses(model, Batch(rgb, ir, labels), loss, Hooks(state={"graph_weight": 0.0}))
     model.load_state_dict(state)  # BatchNorm running statistics as before
     torch.manual_seed(5)
-    half = msa_losses(model, rgb, ir, labels, graph_weight=0.5, **kwargs)
+    half = msa_losses(model, Batch(rgb, ir, labels), loss, Hooks(state={"graph_weight": 0.5}))
     assert list(zero) == [TOTAL, "id", "triplet", "img", "part", "graph"]
     torch.testing.assert_close(zero[TOTAL], zero["id"] + zero["triplet"] + zero["part"])
     torch.testing.assert_close(half[TOTAL], half["id"] + half["triplet"] + half["part"] + 0.5 * half["graph"])
@@ -194,7 +196,7 @@ def test_objective_adds_the_part_id_loss_and_the_weighted_graph_loss() -> None:
     with torch.no_grad():
         out = model.embed(torch.cat([rgb, ir]), model.modalities(8, []))
     both = labels.repeat(2)
-    torch.testing.assert_close(zero["part"].detach(), F.cross_entropy(out.part_logits, both))
+    torch.testing.assert_close(zero["part"].detach(), F.cross_entropy(out.extra_logits["part"], both))
     torch.testing.assert_close(zero["triplet"].detach(), multi_modality_triplet(out.pooled, both, 0.3))
 
 
@@ -216,8 +218,9 @@ def test_graph_branch_is_untouched_at_test_time() -> None:
             p.add_(torch.randn_like(p))
     after = model(x, 0)
     assert not calls
-    for name in ("pooled", "bnneck", "part"):
+    for name in ("pooled", "bnneck"):
         torch.testing.assert_close(getattr(before, name), getattr(after, name))
+    torch.testing.assert_close(before.extra["part"], after.extra["part"])
     assert model.embed.test_feature == "part" and EmbeddingNet("tiny", 4).test_feature == "bnneck"
 
 
@@ -235,7 +238,8 @@ def test_parameter_groups_follow_the_reference() -> None:
 
 
 def test_ddag_network_figures_on_resnet50() -> None:
-    net = EmbeddingNet("resnet50", 395, two_stream=True, parts=3)
+    net = EmbeddingNet("resnet50", 395, two_stream=True)
+    net.add_feature_head("part", PartAggregation(net.feature_dim, 3), test_feature=True)
     graph = GraphAttention(2048, 395)
     part = sum(p.numel() for p in net.part_head.parameters())
     assert part == 3 * (2048 * 2048 + 2048) + 2 * 2048 + 3  # query, key, value, BNNeck, part weights
@@ -247,7 +251,7 @@ def test_ddag_network_figures_on_resnet50() -> None:
 def test_profile_prints_ddags_parameters(capsys: pytest.CaptureFixture) -> None:
     assert main(["profile", "--config", "configs/sysu_ddag.toml", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["params"] == 41_931_929 and out["graph_params"] == 5_008_150 and out["num_classes"] == 395
+    assert out["params"] == 41_931_929 and out["training_only_params"] == 5_008_150 and out["num_classes"] == 395
 
 
 def test_ddag_trains_evaluates_and_reports_the_part_feature(synth_sysu: Path, tmp_path: Path, tiny_overrides,
@@ -280,7 +284,7 @@ def test_ddag_trains_evaluates_and_reports_the_part_feature(synth_sysu: Path, tm
     # ONNX: the two-stream graph gains the 'part' output, equal to PyTorch's; no graph attention in it
     import onnxruntime
 
-    from msareid.models.trained import load_trained
+    from msareid.systems.network import load_trained
 
     assert main(["export", "--checkpoint", str(run / "last.pt"), "--format", "onnx", "--out",
                  str(tmp_path / "m.onnx")]) == 0
@@ -292,9 +296,9 @@ def test_ddag_trains_evaluates_and_reports_the_part_feature(synth_sysu: Path, tm
     part, bnneck = session.run(["part", "bnneck"], {"images": x.numpy(), "modality": modality.numpy()})
     with torch.no_grad():
         ref = model(x, modality)
-    torch.testing.assert_close(torch.from_numpy(part), ref.part, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(torch.from_numpy(part), ref.extra["part"], atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(torch.from_numpy(bnneck), ref.bnneck, atol=1e-4, rtol=1e-4)
     # the report names the run DDAG and plots its loss terms by name
     assert main(["report", str(run), "--out", str(tmp_path / "report.html")]) == 0
     page = (tmp_path / "report.html").read_text()
-    assert "<td>DDAG</td>" in page and "part-aggregated" in page
+    assert "<td>DDAG, part-aggregated feature</td>" in page

@@ -6,12 +6,13 @@ import pytest
 import torch
 import torchvision
 
-from msareid.config import load_config
+from msareid.config import LossConfig, load_config
 from msareid.errors import UserError
-from msareid.losses.objective import msa_losses
 from msareid.models import EmbeddingNet, MSANet, StyleAdapter
 from msareid.models.backbones import build_backbone
-from msareid.models.trained import build_model
+from msareid.systems.base import Batch
+from msareid.systems.network import build_model
+from msareid.systems.objective import msa_losses
 
 
 def _tiny_msa(r2i: bool = True, i2r: bool = True, classes: int = 5) -> MSANet:
@@ -90,7 +91,7 @@ def test_failed_download_says_how_to_pass_a_local_file(monkeypatch: pytest.Monke
 def test_every_parameter_gets_a_finite_gradient() -> None:
     model = _tiny_msa()
     rgb, ir, labels = _batch()
-    msa_losses(model, rgb, ir, labels)["total"].backward()
+    msa_losses(model, Batch(rgb, ir, labels))["total"].backward()
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     assert any(n.startswith("r2i.") for n, _ in trainable) and any(n.startswith("i2r.") for n, _ in trainable)
     for name, p in trainable:
@@ -101,7 +102,7 @@ def test_every_parameter_gets_a_finite_gradient() -> None:
 def _images_through_f(model: MSANet, rgb, ir, labels, **kw) -> tuple[dict, int]:
     seen = []
     handle = model.embed.register_forward_hook(lambda m, args, out: seen.append(args[0].shape[0]))
-    terms = msa_losses(model, rgb, ir, labels, **kw)
+    terms = msa_losses(model, Batch(rgb, ir, labels), LossConfig(**kw))
     handle.remove()
     return terms, seen[0]
 
@@ -140,7 +141,7 @@ def test_total_combines_the_terms_with_alpha_beta_gamma() -> None:
         for p in list(model.r2i.parameters()) + list(model.i2r.parameters()):
             p.add_(0.05 * torch.randn_like(p))
     rgb, ir, labels = _batch()
-    t = msa_losses(model, rgb, ir, labels, alpha=1.3, beta=1.0, gamma=0.7)
+    t = msa_losses(model, Batch(rgb, ir, labels), LossConfig(alpha=1.3, beta=1.0, gamma=0.7))
     img = 1.3 * (t["img.target_r2i"] + t["img.target_i2r"]) - 1.0 * (t["img.source_r2i"] + t["img.source_i2r"])
     assert torch.allclose(t["img"], img)
     assert torch.allclose(t["total"], img + 0.7 * t["triplet"] + t["id"])
@@ -166,7 +167,7 @@ def test_activation_checkpointing_trains_exactly_as_a_plain_step(segments: int) 
         torch.manual_seed(0)
         model = MSANet(EmbeddingNet("tiny", 5, checkpoint_segments=seg), isa_init="default")
         rgb, ir, labels = _batch()
-        terms = msa_losses(model, rgb, ir, labels)
+        terms = msa_losses(model, Batch(rgb, ir, labels))
         terms["total"].backward()
         grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
         results.append((terms["total"].detach(), grads, {k: v.clone() for k, v in model.state_dict().items()}))

@@ -63,7 +63,7 @@ def test_an_older_checkpoint_loads_evaluates_and_resumes(micro: None, reference_
     from msareid.config import with_overrides
     from msareid.engine import train
     from msareid.inference import evaluate_checkpoint
-    from msareid.models.trained import load_trained
+    from msareid.systems.network import load_trained
 
     expected = json.loads((REFERENCE / "legacy.json").read_text())
     recorded = json.loads((REFERENCE / "weights.json").read_text())["platform"]

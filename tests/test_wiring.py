@@ -17,14 +17,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from msareid.config import load_config
+from msareid.config import LossConfig, load_config
 from msareid.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from msareid.engine import train
 from msareid.inference import extract
 from msareid.losses.feature import multi_modality_triplet
 from msareid.losses.image import ssl_loss, ssl_plus_loss
-from msareid.losses.objective import msa_losses
 from msareid.models import EmbeddingNet, MSANet
+from msareid.systems.base import Batch
+from msareid.systems.objective import msa_losses
 from msareid.training.checkpoint import load_checkpoint
 from msareid.training.schedule import lr_at
 
@@ -46,7 +47,7 @@ def test_feature_losses_reach_the_isa_parameters(losses: tuple[str, str]) -> Non
     """With L_id + L_mmtri alone (B + ISA) ISA still learns: F's losses flow back through X_a."""
     model = _model()
     rgb, ir, labels = _batch()
-    terms = msa_losses(model, rgb, ir, labels, source_loss=losses[0], target_loss=losses[1])
+    terms = msa_losses(model, Batch(rgb, ir, labels), LossConfig(source_loss=losses[0], target_loss=losses[1]))
     (terms["id"] + terms["triplet"]).backward()
     for adapter in (model.r2i, model.i2r):
         for p in adapter.parameters():
@@ -58,7 +59,7 @@ def test_each_adapter_pairs_its_own_source_and_target(space: str) -> None:
     """Algorithm 1: R2I has source RGB and target IR; I2R has source IR and target RGB."""
     model = _model(space)
     rgb, ir, labels = _batch()
-    t = msa_losses(model, rgb, ir, labels)
+    t = msa_losses(model, Batch(rgb, ir, labels))
     rgb_s, ir_s = model.to_isa_space(rgb), model.to_isa_space(ir)
     r2i, i2r = model.r2i(rgb_s), model.i2r(ir_s)
     assert torch.allclose(t["img.target_r2i"], ssl_loss(ir_s, r2i))
@@ -76,7 +77,7 @@ def test_triplet_on_pooled_id_on_bnneck_logits_with_block_labels(space: str) -> 
     (pre-BNNeck) feature, the ID loss the classifier of the BNNeck feature."""
     model = _model(space)
     rgb, ir, labels = _batch()
-    terms = msa_losses(model, rgb, ir, labels, margin=0.5)
+    terms = msa_losses(model, Batch(rgb, ir, labels), LossConfig(margin=0.5))
     r2i = model.from_isa_space(model.r2i(model.to_isa_space(rgb)))
     i2r = model.from_isa_space(model.i2r(model.to_isa_space(ir)))
     images = torch.cat([rgb, ir, r2i, i2r])

@@ -18,6 +18,11 @@ from msareid.data.datasets import DATASETS, dataset_names, synthetic_names
 from msareid.errors import DeviceError, UserError
 
 
+def class_counts() -> str:
+    """``395 for sysu, 206 for regdb, ...``: the training identities of each real dataset."""
+    return ", ".join(f"{cls.num_classes} for {name}" for name, cls in DATASETS.items() if cls.num_classes)
+
+
 def _add_dataset_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("dataset", choices=dataset_names(), help="dataset layout")
     p.add_argument("--root", required=True, help="dataset root folder (the CSV file for manifest)")
@@ -90,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("profile", parents=[common], help="parameters and MACs beside the paper's figures")
     p.add_argument("--config", help="TOML file (default: built-in defaults)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
-    p.add_argument("--num-classes", type=int, help="classifier size (default: 395 for sysu, 206 for regdb)")
+    p.add_argument("--num-classes", type=int, help=f"classifier size (default: the dataset's, {class_counts()})")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=profile_cmd.cmd_profile)
 

@@ -59,14 +59,15 @@ class ModelConfig:
     isa_init: str = "default"  # default (PyTorch's random initialisation) | dirac (identity); see README
     checkpoint_segments: int = 0  # activation checkpointing of F's backbone in this many segments (0: off)
     isa_space: str = "normalized"  # pixel space of ISA and SSC: normalized (ImageNet) | unit ([0, 1] images)
-    # AGW's network (Table 3): a stem of its own for RGB and for IR, non-local blocks, GeM pooling.
+    # Pieces of the Table 3 systems' networks (msareid.systems): a stem of its own for RGB and for IR,
+    # non-local blocks, GeM pooling.
     two_stream: bool = False  # modality-specific stems (ResNet: conv1, bn1, relu, maxpool), the rest shared
     generated_stem: str = "target"  # stem of ISA's images in a two-stream F: target (R2I -> IR stem) | source
     non_local: str = "off"  # off | one (the reference's one inner channel) | half (in_channels // 2)
     pooling: str = "avg"  # avg | gem (p = 3, the reference's fixed formula)
-    # DDAG's modules (Table 3): part aggregation in F (its feature is the test feature) and graph attention.
-    parts: int = 0  # IWPA's horizontal parts (DDAG: 3); 0: no part aggregation
-    graph_attention: bool = False  # CGSA over the batch, trained with the graph loss at DDAG's dynamic weight
+    # Part aggregation in F (its feature is the test feature) and graph attention beside it.
+    parts: int = 0  # IWPA's horizontal parts (3 in its reference); 0: no part aggregation
+    graph_attention: bool = False  # CGSA over the batch, trained with the graph loss at its dynamic weight
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ class LossConfig:
     beta: float = 1.0
     gamma: float = 1.0
     margin: float = 0.5  # of the batch-hard triplet (WRT has none)
-    triplet: str = "batch_hard"  # batch_hard (Eq. 10) | wrt (AGW's weighted regularised triplet)
+    triplet: str = "batch_hard"  # batch_hard (Eq. 10) | wrt (weighted regularised triplet, no margin)
     source_loss: str = "ssl_plus"  # on (X_s, X_a): ssl_plus | ssl | none  (Table 5)
     target_loss: str = "ssl"  # on (X_t, X_a): ssl | ssl_plus | none
     window_size: int = 11
@@ -90,9 +91,9 @@ class TrainConfig:
 
     seed: int = 0
     epochs: int = 60
-    optimizer: str = "adam"  # adam (the paper) | sgd (AGW: momentum, Nesterov)
+    optimizer: str = "adam"  # adam (the paper) | sgd (momentum, Nesterov)
     lr: float = 3.5e-4  # of BNNeck and classifier; the other parameters get lr x base_lr_factor
-    base_lr_factor: float = 1.0  # AGW: 0.1 (lr 0.1 for BNNeck and classifier, 0.01 for the rest)
+    base_lr_factor: float = 1.0  # e.g. 0.1: lr 0.1 for BNNeck and classifier, 0.01 for the rest
     momentum: float = 0.9  # sgd only
     nesterov: bool = True  # sgd only
     weight_decay: float = 5e-4

@@ -4,7 +4,8 @@ many under torchrun), checkpointing so that a killed run resumes exactly where i
 Reading top to bottom: :func:`train` sets up the process group, :func:`build_run` the data,
 network, objective and optimiser, :func:`_train` the epochs, with :func:`save_checkpoint` and
 :func:`restore_checkpoint` around them. Only the command line (``cli``, ``commands``) imports this
-module; building a network from a config is :mod:`msareid.models.trained`.
+module; building a network from a config is :mod:`msareid.systems.network`. No system is named
+here: each one's pieces, terms and per-epoch numbers come through :mod:`msareid.systems`.
 """
 
 from __future__ import annotations
@@ -35,13 +36,14 @@ from msareid.data.transforms import EraseEach, channel_aug_transforms, train_tra
 from msareid.errors import UserError
 from msareid.fileio import remove_stale_temporaries
 from msareid.locks import exclusive
-from msareid.losses.objective import MSAObjective, dynamic_graph_weight
 from msareid.models import MSANet
-from msareid.models.trained import build_model
+from msareid.systems.base import Hooks
+from msareid.systems.network import build_model, head_modules, initial_state, next_state
+from msareid.systems.objective import MSAObjective
 from msareid.training import checkpoint as ckpt_io
 from msareid.training import distributed
 from msareid.training.distributed import DistEnv
-from msareid.training.epoch import LossSums, train_one_epoch
+from msareid.training.epoch import EpochPlan, Learner, LossSums, train_one_epoch
 from msareid.training.global_batch import gather_blocks, synchronise_batchnorm
 from msareid.training.logs import MetricsLog, read_metrics
 from msareid.training.schedule import lr_at
@@ -156,12 +158,12 @@ class TrainingRun:
     env: DistEnv
     data: TrainData
     model: MSANet
-    objective: torch.nn.Module  # the MSA objective, wrapped in DistributedDataParallel when distributed
+    objective: torch.nn.Module  # the objective, wrapped in DistributedDataParallel when distributed
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
     log: MetricsLog
     written: set[Path] = field(default_factory=set)  # epoch checkpoints this process wrote (the ones it may prune)
-    graph_weight: float = 0.0  # DDAG's dynamic weight of the graph loss in the current epoch (0 in the first)
+    state: dict[str, float] = field(default_factory=dict)  # the systems' numbers for the current epoch
 
     @property
     def cuda(self) -> bool:
@@ -169,11 +171,11 @@ class TrainingRun:
 
 
 def build_optimizer(model: MSANet, config: Config) -> torch.optim.Optimizer:
-    """Adam (the paper) or SGD with momentum and Nesterov (AGW) over the trainable parameters.
+    """Adam (the paper) or SGD with momentum and Nesterov over the trainable parameters.
 
-    BNNeck and classifier (and DDAG's part aggregation and graph attention) learn at ``train.lr``,
-    every other parameter (backbone, stems, non-local blocks, ISA) at ``train.lr x
-    train.base_lr_factor``, as the references' parameter groups; each group carries its
+    BNNeck, classifier and the heads systems name (:func:`~msareid.systems.network.head_modules`)
+    learn at ``train.lr``, every other parameter (backbone, stems, non-local blocks, ISA) at
+    ``train.lr x train.base_lr_factor``, as the references' parameter groups; each group carries its
     ``lr_factor`` so that the schedule sets ``lr x lr_factor`` each epoch. With a factor of 1 all
     parameters are one group.
     """
@@ -182,8 +184,7 @@ def build_optimizer(model: MSANet, config: Config) -> torch.optim.Optimizer:
     if t.base_lr_factor == 1.0:
         groups = [{"params": params, "lr_factor": 1.0}]
     else:
-        heads = (model.embed.bnneck, model.embed.classifier, model.embed.part_head, model.graph)
-        head = {id(p) for m in heads if m is not None for p in m.parameters()}
+        head = {id(p) for m in head_modules(model) for p in m.parameters()}
         groups = [{"params": [p for p in params if id(p) not in head], "lr_factor": t.base_lr_factor},
                   {"params": [p for p in params if id(p) in head], "lr_factor": 1.0}]
     for g in groups:
@@ -210,13 +211,13 @@ def build_run(config: Config, out: Path, env: DistEnv, log: MetricsLog, progress
     if env.distributed:  # the global batch: BatchNorm statistics and triplet mining across ranks
         model = synchronise_batchnorm(model, env.device)
         gather = gather_blocks
-    objective: torch.nn.Module = MSAObjective(model, erase=erase, gather=gather, **dataclasses.asdict(config.loss))
+    objective: torch.nn.Module = MSAObjective(model, config.loss, Hooks(erase, gather))
     if env.distributed:
         objective = torch.nn.parallel.DistributedDataParallel(
             objective, device_ids=[env.device.index] if cuda else None)
     optimizer = build_optimizer(model, config)
     scaler = torch.amp.GradScaler("cuda", enabled=cuda and t.amp)
-    return TrainingRun(config, out, env, data, model, objective, optimizer, scaler, log)
+    return TrainingRun(config, out, env, data, model, objective, optimizer, scaler, log, state=initial_state(model))
 
 
 def _train(config: Config, out: Path, resume: bool, progress: bool, env: DistEnv) -> TrainSummary:
@@ -249,14 +250,11 @@ def _train(config: Config, out: Path, resume: bool, progress: bool, env: DistEnv
         _evaluate_if_due(run, epoch, already=read_metrics(out) if env.is_main else [])
     while epoch < t.epochs:
         lr = lr_at(epoch, t.lr, t.warmup_epochs, t.milestones, t.lr_decay)
-        weight = run.graph_weight
+        used = run.state  # the systems' numbers of this epoch, logged with it
         losses = _train_epoch(run, epoch, step, lr, running, progress)
         epoch, step, running = epoch + 1, 0, LossSums()
-        extra = {}
-        if run.model.graph is not None:  # DDAG: the next epoch's weight from this epoch's losses
-            run.graph_weight = dynamic_graph_weight(losses, weight)
-            extra = {"graph_weight": weight}
-        run.log.write({"event": "epoch", "epoch": epoch, "lr": lr, "losses": losses, **extra})
+        run.state = next_state(used, losses)
+        run.log.write({"event": "epoch", "epoch": epoch, "lr": lr, "losses": losses, **used})
         save_checkpoint(run, epoch, 0, None)
         _evaluate_if_due(run, epoch)
     seconds = time.perf_counter() - start
@@ -273,16 +271,16 @@ def _train_epoch(run: TrainingRun, epoch: int, step: int, lr: float, sums: LossS
     run.data.sampler.set_epoch(epoch, start=step)
     objective = run.objective.module if isinstance(run.objective, torch.nn.parallel.DistributedDataParallel) \
         else run.objective
-    objective.graph_weight = run.graph_weight
+    objective.hooks = dataclasses.replace(objective.hooks, state=dict(run.state))
 
     def checkpoint_within_epoch(done: int) -> None:
         if t.checkpoint_every and done % t.checkpoint_every == 0 and done < steps:
             save_checkpoint(run, epoch, done, sums)
 
-    return train_one_epoch(run.objective, run.data.loader, run.optimizer, run.scaler, lr, epoch, step, steps,
-                           run.env, run.log, t.log_every, amp=run.cuda and t.amp,
-                           channels_last=t.channels_last, on_step=checkpoint_within_epoch,
-                           progress=progress, sums=sums)
+    learner = Learner(run.objective, run.optimizer, run.scaler, run.env, run.log)
+    plan = EpochPlan(epoch, step, steps, lr, t.log_every, amp=run.cuda and t.amp, channels_last=t.channels_last,
+                     progress=progress)
+    return train_one_epoch(learner, run.data.loader, plan, sums, checkpoint_within_epoch)
 
 
 def save_checkpoint(run: TrainingRun, epoch: int, step: int, sums: LossSums | None) -> None:
@@ -296,7 +294,7 @@ def save_checkpoint(run: TrainingRun, epoch: int, step: int, sums: LossSums | No
              "scaler": run.scaler.state_dict(), "epoch": epoch, "step": step, "rng": ckpt_io.rng_state(),
              "config": config_to_dict(run.config), "num_classes": len(labels),
              "label_map": {int(k): int(v) for k, v in labels.items()}, "versions": ckpt_io.versions(),
-             "epoch_losses": None if sums is None else sums.state(), "graph_weight": run.graph_weight}
+             "epoch_losses": None if sums is None else sums.state(), **run.state}
     ckpt_io.save_atomic(state, out / "last.pt")
     if sums is None:
         _link_or_copy(out / "last.pt", out / f"epoch_{epoch:03d}.pt")
@@ -323,7 +321,7 @@ def restore_checkpoint(path: Path, run: TrainingRun) -> tuple[int, int, LossSums
     if state["scaler"] or not run.scaler.is_enabled():  # a CPU checkpoint holds no scaler state for a GPU
         run.scaler.load_state_dict(state["scaler"])
     ckpt_io.set_rng_state(state["rng"])
-    run.graph_weight = float(state.get("graph_weight", 0.0))
+    run.state = {key: float(state.get(key, start)) for key, start in initial_state(run.model).items()}
     return int(state["epoch"]), int(state["step"]), LossSums.from_state(state.get("epoch_losses"))
 
 
@@ -342,7 +340,7 @@ def _evaluate_if_due(run: TrainingRun, epoch: int, already: list[dict[str, Any]]
         c = run.config
         results = evaluate_model(run.model, c, c.data.name, c.data.root, run.env.device)
         ckpt_io.set_rng_state(rng)
-        first, *others = results  # the headline feature, then the others (DDAG's BNNeck feature)
+        first, *others = results  # the headline feature, then the others (BNNeck where a head is the test feature)
         keys = ("rank1", "rank10", "mAP", "mINP")
         mean = results[first].mean()
         beside = {name: {k: results[name].mean()[k] for k in keys} for name in others if name != "pooled"}

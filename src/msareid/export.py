@@ -10,16 +10,22 @@ from torch import nn
 
 from msareid.errors import UserError
 from msareid.fileio import atomic_path
-from msareid.models.trained import load_trained
+from msareid.models.embedding import Embeddings
+from msareid.systems.network import load_trained
 
 
-def _outputs(out: nn.Module) -> tuple[torch.Tensor, ...]:
-    """BNNeck and pooled features, and DDAG's part-aggregated ones when F has them."""
-    return (out.bnneck, out.pooled) if out.part is None else (out.bnneck, out.pooled, out.part)
+def _outputs(out: Embeddings) -> tuple[torch.Tensor, ...]:
+    """BNNeck and pooled features, then each feature head's (:func:`output_names`)."""
+    return (out.bnneck, out.pooled, *out.extra.values())
+
+
+def output_names(embed: nn.Module) -> list[str]:
+    """The exported outputs: ``bnneck``, ``pooled``, then each feature head of F by name."""
+    return ["bnneck", "pooled", *embed.feature_heads]
 
 
 class _Embedder(nn.Module):
-    """F at test time: images in, (BNNeck, pooled[, part]) features out."""
+    """F at test time: images in, (BNNeck, pooled, each head's) features out."""
 
     def __init__(self, embed: nn.Module) -> None:
         super().__init__()
@@ -46,8 +52,8 @@ class _TwoStreamEmbedder(nn.Module):
 
 def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike, opset: int = 17) -> Path:
     """Write ``out`` (ONNX): input ``images`` N x 3 x H x W (and ``modality``, N int64, RGB 0 / IR 1,
-    for a model with a stem for each modality), outputs ``bnneck`` and ``pooled`` (and ``part``, the
-    test feature of DDAG's F)."""
+    for a model with a stem for each modality), outputs ``bnneck``, ``pooled`` and each feature
+    head's (e.g. ``part``, where a system made it the test feature)."""
     try:
         import onnx  # noqa: F401  (the exporter needs it)
     except ImportError:
@@ -59,7 +65,7 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike, opset: in
     if model.embed.two_stream:
         module = _TwoStreamEmbedder(model.embed).eval()
         inputs, names = (dummy, torch.tensor([0, 1])), ["images", "modality"]
-    outputs = ["bnneck", "pooled"] + (["part"] if model.embed.part_head is not None else [])
+    outputs = output_names(model.embed)
     axes = {name: {0: "batch"} for name in (*names, *outputs)}
     with atomic_path(out) as tmp, torch.no_grad():
         torch.onnx.export(module, inputs, str(tmp), input_names=names, output_names=outputs,

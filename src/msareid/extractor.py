@@ -14,11 +14,10 @@ from msareid import threads
 from msareid.data.cache import fit_image, load_image
 from msareid.errors import UserError
 from msareid.inference import extract
-from msareid.models.trained import load_trained
+from msareid.systems.network import load_trained
 from msareid.training.distributed import resolve_device
 
 ImageLike = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
-FEATURES = ("auto", "bnneck", "pooled", "part")
 
 
 class FeatureExtractor:
@@ -27,8 +26,9 @@ class FeatureExtractor:
     >>> fx = FeatureExtractor("runs/msa/last.pt")      # doctest: +SKIP
     >>> feats = fx(["a.jpg", "b.png"])                  # (2, D) BNNeck features, L2-normalised
 
-    ``feature``: ``"auto"`` (the model's test feature: BNNeck, or the part-aggregated feature of
-    DDAG's F), ``"bnneck"``, ``"pooled"`` or ``"part"``.
+    ``feature``: ``"auto"`` (the model's test feature: BNNeck, or the feature head a system made the
+    test feature), ``"bnneck"``, ``"pooled"`` or the name of one of the model's feature heads
+    (e.g. ``"part"``).
 
     Inputs may be paths, PIL images, uint8 H x W x 3 arrays, or tensors (uint8 C x H x W, or
     float C x H x W in [0, 1]); each is resized to the model's training size and normalised.
@@ -36,15 +36,14 @@ class FeatureExtractor:
 
     def __init__(self, checkpoint: str | os.PathLike, device: str = "auto", batch_size: int = 64,
                  flip: bool = False, feature: str = "auto", normalize: bool = True) -> None:
-        if feature not in FEATURES:
-            raise ValueError(f"feature must be one of {', '.join(FEATURES)}, got {feature!r}")
         threads.configure()
         self.device = resolve_device(device)
         self.model, self.config, _ = load_trained(checkpoint, self.device)
-        if feature == "auto":  # the BNNeck feature, or DDAG's part-aggregated one
+        if feature == "auto":  # the BNNeck feature, or the head a system made the test feature
             feature = self.model.embed.test_feature
-        if feature == "part" and self.model.embed.part_head is None:
-            raise UserError(f"{checkpoint}: feature 'part' needs a model with part aggregation (model.parts > 0)")
+        if feature not in self.model.embed.feature_names:
+            raise UserError(f"{checkpoint}: feature {feature!r} is not one of this model's: auto, "
+                            f"{', '.join(self.model.embed.feature_names)}")
         self.batch_size, self.flip, self.feature, self.normalize = batch_size, flip, feature, normalize
         self.height, self.width = self.config.data.height, self.config.data.width
 

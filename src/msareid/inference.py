@@ -23,22 +23,28 @@ from msareid.errors import UserError
 from msareid.eval.driver import FeatureTable, Rerank, evaluate_runs
 from msareid.eval.protocols import EvalResult
 from msareid.models import MSANet
+from msareid.models.embedding import Embeddings
+from msareid.systems import SYSTEMS
 
 
 @dataclass(frozen=True)
 class Features:
-    """Per-image features: pooled (pre-BNNeck), BNNeck and, for DDAG's F, part-aggregated; one row an image."""
+    """Per-image features by name, one row an image: ``pooled`` (pre-BNNeck), ``bnneck``, and each
+    feature head's of F (``EmbeddingNet.feature_names``)."""
 
-    pooled: np.ndarray
-    bnneck: np.ndarray
-    part: np.ndarray | None = None
+    by_name: dict[str, np.ndarray]
+
+    @property
+    def pooled(self) -> np.ndarray:
+        return self.by_name["pooled"]
+
+    @property
+    def bnneck(self) -> np.ndarray:
+        return self.by_name["bnneck"]
 
     def tables(self) -> dict[str, np.ndarray]:
-        """The features present, by name: ``pooled``, ``bnneck`` (and ``part``)."""
-        out = {"pooled": self.pooled, "bnneck": self.bnneck}
-        if self.part is not None:
-            out["part"] = self.part
-        return out
+        """The features present, by name: ``pooled``, ``bnneck``, then each head's."""
+        return dict(self.by_name)
 
 
 def stems_of(model: MSANet, modalities: Sequence[str] | None, what: str = "images") -> np.ndarray | None:
@@ -64,7 +70,7 @@ def extract(model: MSANet, images: ImageCache | list[np.ndarray], height: int, w
     model.eval()
     stems = stems_of(model, modalities)
     tf = test_transform(height, width)
-    names = ("pooled", "bnneck", "part") if model.embed.part_head is not None else ("pooled", "bnneck")
+    names = model.embed.feature_names
     rows: dict[str, list[np.ndarray]] = {name: [] for name in names}
     n = len(images)
     bar = tqdm(range(0, n, batch_size), desc="extract", disable=not (progress and sys.stderr.isatty()), leave=False)
@@ -73,19 +79,23 @@ def extract(model: MSANet, images: ImageCache | list[np.ndarray], height: int, w
         batch = batch.to(device)
         stem = None if stems is None else torch.from_numpy(stems[start : start + batch.shape[0]]).to(device)
         out = model(batch, stem)
-        values = {name: getattr(out, name).float() for name in names}
+        values = {name: _feature(out, name).float() for name in names}
         if flip:
             mirrored = model(batch.flip(-1), stem)
-            values = {name: (v + getattr(mirrored, name).float()) / 2 for name, v in values.items()}
+            values = {name: (v + _feature(mirrored, name).float()) / 2 for name, v in values.items()}
         for name, v in values.items():
             rows[name].append(v.cpu().numpy())
-    return Features(**{name: np.concatenate(r) for name, r in rows.items()})
+    return Features({name: np.concatenate(r) for name, r in rows.items()})
+
+
+def _feature(out: Embeddings, name: str) -> torch.Tensor:
+    return out.extra[name] if name in out.extra else getattr(out, name)
 
 
 def extract_records(model: MSANet, records: list[Record], config: Config, flip: bool = False,
                     device: str | torch.device = "cpu", progress: bool = False) -> dict[str, FeatureTable]:
-    """Feature tables of ``records`` by name (pooled, BNNeck, and part for DDAG's F), decoded through
-    the image cache."""
+    """Feature tables of ``records`` by name (pooled, BNNeck, and each feature head's), decoded
+    through the image cache."""
     d = config.data
     modality = {r.path: r.modality.value for r in records}
     unique = list(modality)
@@ -107,7 +117,8 @@ def evaluate_model(model: MSANet, config: Config, dataset: str, root: str | os.P
     dataset's ranking rules (``eval.metric`` chooses the similarity).
 
     Returns a result for each feature, the headline one (:func:`headline_feature`) first:
-    ``{"bnneck": ..., "pooled": ...}``, or for DDAG's F ``{"part": ..., "bnneck": ..., "pooled": ...}``.
+    ``{"bnneck": ..., "pooled": ...}``, or where a feature head is the test feature, e.g.
+    ``{"part": ..., "bnneck": ..., "pooled": ...}``.
     RegDB uses ``config.data.trial``; each result names the protocol, the rules, the sampler and
     the direction it used.
     """
@@ -120,7 +131,8 @@ def evaluate_model(model: MSANet, config: Config, dataset: str, root: str | os.P
     images = list({r.path: r for run in runs for r in run.query + run.gallery}.values())
     tables = extract_records(model, images, config, e.flip, device, progress)
     first = headline_feature(model)
-    order = [first, *(name for name in ("bnneck", "pooled", "part") if name in tables and name != first)]
+    order = [first, *(name for name in ("bnneck", "pooled", *tables) if name != first)]
+    order = list(dict.fromkeys(order))
     results = {name: evaluate_runs(tables[name], runs, rules, reader.protocol_name(settings), rerank,
                                    trials=len(runs)) for name in order}
     for name, r in results.items():
@@ -129,12 +141,13 @@ def evaluate_model(model: MSANet, config: Config, dataset: str, root: str | os.P
 
 
 def headline_feature(model: MSANet) -> str:
-    """The feature a model is judged by: the BNNeck feature, or DDAG's part-aggregated feature for
-    an F with parts (what DDAG's reference reports and selects on; its BNNeck feature is reported beside)."""
+    """The feature a model is judged by: the BNNeck feature, or the feature head a system made the
+    test feature (e.g. the part-aggregated one, which its reference reports; BNNeck is reported beside)."""
     return model.embed.test_feature
 
 
-FEATURE_TITLES = {"bnneck": "BNNeck feature", "pooled": "pooled feature", "part": "part-aggregated feature"}
+FEATURE_TITLES = {"bnneck": "BNNeck feature", "pooled": "pooled feature",
+                  **{k: v for s in SYSTEMS.values() for k, v in s.feature_titles.items()}}
 
 
 def evaluate_checkpoint(path: str | os.PathLike[str], protocol: Callable[[EvalConfig], EvalConfig],
@@ -142,7 +155,7 @@ def evaluate_checkpoint(path: str | os.PathLike[str], protocol: Callable[[EvalCo
                         progress: bool = False) -> tuple[dict[str, Any], str]:
     """``msareid evaluate --checkpoint``: the model of ``path`` on its own dataset (or ``dataset`` at
     ``root``) under ``protocol(run's [eval])``. Returns the JSON object and the readable tables."""
-    from msareid.models.trained import load_trained
+    from msareid.systems.network import load_trained
 
     model, config, _ = load_trained(path, device)
     root = root or config.data.root

@@ -15,6 +15,8 @@ from typing import Any
 
 from msareid.config import parse_override, tomllib
 from msareid.errors import UserError
+from msareid.systems import SYSTEMS
+from msareid.systems.msa import isa
 
 
 @dataclass(frozen=True)
@@ -25,75 +27,74 @@ class Row:
     settings: dict[str, Any] = field(default_factory=dict)
 
 
-def _isa(r2i: bool, i2r: bool, source: str, target: str) -> dict[str, Any]:
-    return {"model.r2i": r2i, "model.i2r": i2r, "loss.source_loss": source, "loss.target_loss": target}
-
-
 # Table 4: B; B + ISA (feature losses only) with R2I, I2R, both; B + ISA + SSC (L_total) with R2I,
 # I2R; MSA (L_total, four modalities).
 TABLE4 = (
-    Row("B", _isa(False, False, "none", "none")),
-    Row("B+ISA(R2I)", _isa(True, False, "none", "none")),
-    Row("B+ISA(I2R)", _isa(False, True, "none", "none")),
-    Row("B+ISA", _isa(True, True, "none", "none")),
-    Row("B+ISA+SSC(R2I)", _isa(True, False, "ssl_plus", "ssl")),
-    Row("B+ISA+SSC(I2R)", _isa(False, True, "ssl_plus", "ssl")),
-    Row("MSA", _isa(True, True, "ssl_plus", "ssl")),
+    Row("B", isa(False, False, "none", "none")),
+    Row("B+ISA(R2I)", isa(True, False, "none", "none")),
+    Row("B+ISA(I2R)", isa(False, True, "none", "none")),
+    Row("B+ISA", isa(True, True, "none", "none")),
+    Row("B+ISA+SSC(R2I)", isa(True, False, "ssl_plus", "ssl")),
+    Row("B+ISA+SSC(I2R)", isa(False, True, "ssl_plus", "ssl")),
+    Row("MSA", isa(True, True, "ssl_plus", "ssl")),
 )
 
 # Table 5: the loss on (X_s, X_a) / the loss on (X_t, X_a), both adapters; index 5 is MSA. The
 # baseline B comes first so that every row has its paired difference to it.
 TABLE5 = (
-    Row("B", _isa(False, False, "none", "none")),
-    Row("SSL/SSL", _isa(True, True, "ssl", "ssl")),
-    Row("SSL+/SSL+", _isa(True, True, "ssl_plus", "ssl_plus")),
-    Row("SSL+/x", _isa(True, True, "ssl_plus", "none")),
-    Row("x/SSL", _isa(True, True, "none", "ssl")),
-    Row("MSA", _isa(True, True, "ssl_plus", "ssl")),
+    Row("B", isa(False, False, "none", "none")),
+    Row("SSL/SSL", isa(True, True, "ssl", "ssl")),
+    Row("SSL+/SSL+", isa(True, True, "ssl_plus", "ssl_plus")),
+    Row("SSL+/x", isa(True, True, "ssl_plus", "none")),
+    Row("x/SSL", isa(True, True, "none", "ssl")),
+    Row("MSA", isa(True, True, "ssl_plus", "ssl")),
 )
 
-# Table 3: AGW (Ye et al., TPAMI 2021) as its reference trains it, and MSA "with the same backbone,
-# data and network augmentation": AGW's network (two-stream stem, non-local blocks, GeM, BNNeck),
-# its triplet (WRT, over all four modalities), batch (8 ids x (4 + 4)), augmentation (no random
-# erasing), SGD recipe and 81 epochs, plus MSA's ISA and L_img (Eq. 9) with SSC as in MSA. The two
-# rows differ by MSA's contribution only (MSA(AGW) takes its loss weights from the base config, e.g.
-# 13:10:7 from configs/regdb.toml). The backbone, image size, dataset and protocol come from
-# the base config, so a CPU study runs the same rows on a small backbone (README, "Table 3").
-AGW_RECIPE: dict[str, Any] = {
-    "model.two_stream": True, "model.non_local": "one", "model.pooling": "gem",
-    "model.parts": 0, "model.graph_attention": False,
-    "loss.triplet": "wrt",
-    "sampler.num_ids": 8, "sampler.num_instances": 4, "data.random_erasing": 0.0,
-    "train.optimizer": "sgd", "train.lr": 0.1, "train.base_lr_factor": 0.1, "train.momentum": 0.9,
-    "train.nesterov": True, "train.weight_decay": 5e-4, "train.epochs": 81, "train.warmup_epochs": 10,
-    "train.milestones": [20, 50], "train.lr_decay": 0.1,
-}
-# DDAG (Ye et al., ECCV 2020) as its reference trains it: AGW's two-stream network without non-local
-# blocks, average pooling, part aggregation (3 parts, its feature is the test feature) and graph
-# attention; ID + batch-hard triplet (margin 0.3) + part ID + the graph loss at the dynamic weight;
-# AGW's batch, augmentation, SGD recipe and 81 epochs (the same in both references).
-DDAG_RECIPE: dict[str, Any] = {
-    **AGW_RECIPE, "model.non_local": "off", "model.pooling": "avg", "model.parts": 3,
-    "model.graph_attention": True, "loss.triplet": "batch_hard", "loss.margin": 0.3,
-}
-TABLE3 = (
-    Row("AGW", {**AGW_RECIPE, **_isa(False, False, "none", "none"), "loss.gamma": 1.0}),  # ID + WRT, equal weights
-    Row("DDAG", {**DDAG_RECIPE, **_isa(False, False, "none", "none"), "loss.gamma": 1.0}),
-    Row("MSA(AGW)", {**AGW_RECIPE, **_isa(True, True, "ssl_plus", "ssl")}),
-)
 
-# Channel augmentation (CAJ, Ye et al., ICCV 2021) on top of the baseline, MSA and AGW: each "+CA" row
-# is its row plus CAJ's data options (its three pipelines, a second RGB view in the ID and triplet
-# losses, no other erasing), so a "+CA" row differs from its row by the augmentation only. The AGW
-# rows are Table 3's (81 epochs; the CAJ reference trains 100: set train.epochs on the base or a row).
-CHANNEL_AUG: dict[str, Any] = {"data.channel_aug": True, "data.random_erasing": 0.0}
-CHANNEL = (
-    TABLE4[0], Row("B+CA", {**TABLE4[0].settings, **CHANNEL_AUG}),
-    TABLE4[-1], Row("MSA+CA", {**TABLE4[-1].settings, **CHANNEL_AUG}),
-    TABLE3[0], Row("AGW+CA", {**TABLE3[0].settings, **CHANNEL_AUG}),
-)
+def _system_row(name: str) -> Row:
+    """A system as its reference trains it (its whole recipe), named by its title."""
+    return Row(SYSTEMS[name].title, dict(SYSTEMS[name].recipe))
 
-ROW_SETS: dict[str, tuple[Row, ...]] = {"table3": TABLE3, "table4": TABLE4, "table5": TABLE5, "channel": CHANNEL}
+
+def _msa_on(name: str) -> Row:
+    """MSA "with the same backbone, data and network augmentation" as system ``name``: that system's
+    network and training recipe plus MSA's settings; the loss weights come from the base config
+    (e.g. 13:10:7 from configs/regdb.toml), so the two rows differ by MSA's contribution only."""
+    return Row(f"MSA({SYSTEMS[name].title})", {**SYSTEMS[name].network, **SYSTEMS["msa"].recipe})
+
+
+# Table 3: the systems the paper compares with, as their references train them, and MSA on the
+# first one's network and recipe. The backbone, image size, dataset and protocol come from the base
+# config, so a CPU study runs the same rows on a small backbone.
+TABLE3 = (_system_row("agw"), _system_row("ddag"), _msa_on("agw"))
+
+
+def _plus(row: Row, option: str) -> Row:
+    """``row`` with a data option's settings (e.g. channel augmentation), named "ROW+TITLE"."""
+    return Row(f"{row.name}+{SYSTEMS[option].title}", {**row.settings, **SYSTEMS[option].recipe})
+
+
+# Channel augmentation on top of the baseline, MSA and the first Table 3 system: each "+CA" row
+# differs from its row by the augmentation only (those rows keep their recipe's epochs; the
+# channel augmentation reference trains 100: set train.epochs on the base or a row).
+CHANNEL = (TABLE4[0], _plus(TABLE4[0], "ca"), TABLE4[-1], _plus(TABLE4[-1], "ca"), TABLE3[0], _plus(TABLE3[0], "ca"))
+
+# Figure 7: MSA under proportions alpha:beta:gamma of its three loss weights (Eq. 11), the paper's
+# 13:10:7 for RegDB first (the baseline of the paired differences), then each weight in turn moved
+# down and up with the other two kept, and 1:1:1 (the SYSU-MM01 setting).
+FIG7_PROPORTIONS = ((13, 10, 7), (10, 10, 10), (7, 10, 7), (16, 10, 7), (13, 7, 7), (13, 13, 7), (13, 10, 4),
+                    (13, 10, 10))
+FIG7 = tuple(Row(f"{a}:{b}:{g}", {**SYSTEMS["msa"].recipe, "loss.alpha": a / 10, "loss.beta": b / 10,
+                                  "loss.gamma": g / 10}) for a, b, g in FIG7_PROPORTIONS)
+
+ROW_SETS: dict[str, tuple[Row, ...]] = {"table3": TABLE3, "table4": TABLE4, "table5": TABLE5, "channel": CHANNEL,
+                                        "fig7": FIG7}
+
+
+def describe_sets() -> str:
+    """Each row set and its rows, e.g. "table5 (B, SSL/SSL, ...)", for ``--help``."""
+    return "; ".join(f"{name} ({', '.join(r.name for r in rows)})" for name, rows in ROW_SETS.items())
+
 
 _NEXT_KEY = re.compile(r",(?=\s*[A-Za-z_]\w*\.[A-Za-z_]\w*\s*=)")  # commas that start a new key=value
 
@@ -166,7 +167,7 @@ def resolve_rows(sets: list[str], custom: list[str], only: list[str] | None = No
             raise UserError(f"--only {', '.join(missing)}: no such row; rows: {', '.join(r.name for r in rows)}")
         rows = [r for r in rows if r.name in only]
     if not rows:
-        raise UserError("no rows: give --rows table3|table4|table5|channel|FILE.toml and/or --row NAME:key=value,...")
+        raise UserError(f"no rows: give --rows {'|'.join(ROW_SETS)}|FILE.toml and/or --row NAME:key=value,...")
     seen: set[str] = set()
     for r in rows:
         if r.name in seen:

@@ -33,13 +33,10 @@ from msareid.config import Config, EvalConfig, config_from_dict, config_to_dict,
 from msareid.errors import UserError, warn
 from msareid.fileio import atomic_path, write_text
 from msareid.locks import exclusive
+from msareid.systems import row_keys
 from msareid.threads import ENV as THREADS_ENV
 from msareid.threads import available_cores
 from msareid.training.logs import best_evaluation
-
-ROW_KEYS = ("model.r2i", "model.i2r", "loss.source_loss", "loss.target_loss", "model.two_stream", "model.non_local",
-            "model.pooling", "model.parts", "model.graph_attention", "loss.triplet", "train.optimizer",
-            "data.channel_aug")
 
 
 @dataclass(frozen=True)
@@ -81,7 +78,7 @@ def plan(base: Config, rows: list[Row], seeds: list[int], out: Path, epochs: int
     """Every (row, seed) with its config (row settings, then ``train.seed``), seed-major.
 
     ``epochs`` resizes every row alike: each row's own schedule (from the base config, or the row's
-    recipe, e.g. AGW's 81 epochs) is scaled to that many epochs by :func:`scale_schedule`."""
+    recipe, e.g. a Table 3 system's 81 epochs) is scaled to that many epochs by :func:`scale_schedule`."""
     if not seeds:
         raise UserError("--seeds needs at least one seed, e.g. --seeds 0,1,2")
     if len(set(seeds)) != len(seeds):
@@ -480,7 +477,7 @@ def _collect(runs: list[PlannedRun], rows: list[Row], results: dict[Path, dict[s
             entries.append(entry)
         if not mine:
             continue
-        resolved = {k: config_to_dict(mine[0].config)[k.split(".")[0]][k.split(".")[1]] for k in ROW_KEYS}
+        resolved = {k: config_to_dict(mine[0].config)[k.split(".")[0]][k.split(".")[1]] for k in row_keys()}
         protocols = sorted({e["protocol"] for e in entries})
         table.append({"name": row.name, "settings": dict(row.settings), "resolved": resolved,
                       "protocol": " | ".join(protocols), "runs": entries})

@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 from scipy import stats as sps
 
+from msareid.systems import describe_pieces
+
 METRICS = ("rank1", "rank10", "mAP", "mINP")
 LABELS = {"rank1": "Rank-1", "rank10": "Rank-10", "mAP": "mAP", "mINP": "mINP"}
 DIFF_METRICS = ("mAP", "rank1")
@@ -111,11 +113,9 @@ def markdown_table(result: dict[str, Any]) -> str:
 
 def recipe(resolved: dict[str, Any]) -> str:
     """A row's network, triplet loss, optimiser (and channel augmentation) in a few words, e.g.
-    "2-stem+NL+GeM, WRT, SGD", "2-stem+IWPA+CGSA, hard, SGD" (DDAG) or "1-stem, hard, Adam, channel aug"."""
-    pieces = (("model.two_stream", "2-stem"), ("model.non_local", "NL"), ("model.pooling", "GeM"),
-              ("model.parts", "IWPA"), ("model.graph_attention", "CGSA"))
-    parts = [name for key, name in pieces if resolved.get(key) not in (None, False, 0, "off", "avg")]
-    network = "+".join(parts) or "1-stem"
+    "2-stem+NL+GeM, WRT, SGD", "2-stem+IWPA+CGSA, hard, SGD" or "1-stem, hard, Adam, channel aug";
+    the network's pieces are those the systems declare (:func:`msareid.systems.describe_pieces`)."""
+    network = describe_pieces(resolved)
     triplet = {"wrt": "WRT", "batch_hard": "hard"}.get(str(resolved.get("loss.triplet", "batch_hard")), "?")
     optimiser = {"adam": "Adam", "sgd": "SGD"}.get(str(resolved.get("train.optimizer", "adam")), "?")
     augmentation = ", channel aug" if resolved.get("data.channel_aug") else ""
@@ -137,7 +137,8 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         ("Protocols differ between rows (column `protocol`; differences pair runs of one protocol only), "
          if result.get("mixed_protocols") else f"Protocol `{result['protocol']}`, ")
-        + f"BNNeck feature (DDAG rows: the part-aggregated feature), last epoch of each run; seeds {seeds}. "
+        + f"each row's test feature (BNNeck, or the head its system made the test feature), last epoch of each "
+        f"run; seeds {seeds}. "
         f"Cells: mean ± sample std over seeds, in %. Δ: mean of the per-seed differences to "
         f"`{result['baseline']}` (the same seeds), with a 95% Student-t interval; an interval that "
         "holds 0 means the runs cannot tell the row from the baseline.",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from msareid.ablation.rows import ROW_SETS, describe_sets
 from msareid.argtypes import positive_int
 from msareid.errors import UserError
 
@@ -13,9 +14,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="base TOML config (e.g. configs/tiny.toml)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a key of the base config (e.g. train.epochs=20)")
-    p.add_argument("--rows", action="append", default=[], metavar="table3|table4|table5|channel|FILE.toml",
-                   help="a set of rows: the paper's Table 3 (AGW, MSA(AGW)), 4 or 5, channel (B, MSA, AGW with and "
-                        "without channel augmentation), or a TOML file with one table a row")
+    p.add_argument("--rows", action="append", default=[], metavar="|".join([*ROW_SETS, "FILE.toml"]),
+                   help=f"a set of rows: {describe_sets()}; or a TOML file with one table a row")
     p.add_argument("--row", action="append", default=[], metavar="NAME:KEY=VALUE,...",
                    help="a row of your own, e.g. 'MSA-unit:model.isa_space=unit' (repeatable)")
     p.add_argument("--only", help="comma-separated row names to keep, e.g. B,MSA")

@@ -27,7 +27,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
     done = extract_to_file(args.checkpoint, args.images, args.out, args.modality, args.flip, args.batch_size,
                            args.device)
     print(f"wrote {done.path}: {done.images} images x {done.dim} dims ({'flip-averaged ' if args.flip else ''}"
-          f"L2-normalised test features: BNNeck, or part-aggregated for DDAG)")
+          f"L2-normalised test features: BNNeck, or the feature head a system made its test feature)")
     return 0
 
 

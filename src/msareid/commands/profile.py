@@ -7,10 +7,11 @@ import json
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
-    from msareid.config import load_config
+    from msareid.config import config_to_dict, load_config
     from msareid.data.datasets import reader_class
     from msareid.errors import UserError
     from msareid.models.profile import PAPER, profile_model
+    from msareid.systems import describe, describe_pieces
 
     cfg = load_config(args.config, [*args.set, "model.pretrained=none"])
     num_classes = args.num_classes or reader_class(cfg.data.name).num_classes
@@ -21,18 +22,15 @@ def cmd_profile(args: argparse.Namespace) -> int:
         print(json.dumps(out))
         return 0
     h, w = out["input_size"]
-    m = cfg.model
-    parts = (("two stems", m.two_stream), (f"non-local blocks ({m.non_local})", m.non_local != "off"),
-             ("GeM", m.pooling == "gem"), (f"part aggregation ({m.parts} parts)", m.parts > 0),
-             ("graph attention", m.graph_attention))
-    agw = [part for part, on in parts if on]
-    system = "DDAG" if m.parts or m.graph_attention else "AGW"
-    network = f" with {', '.join(agw)} ({system}; paper's figures are MSA's F)" if agw else ""
+    resolved = {f"{section}.{key}": value for section, table in config_to_dict(cfg).items()
+                for key, value in table.items()}
+    pieces = describe_pieces(resolved)
+    network = f" with {pieces} ({describe(cfg)}; paper's figures are MSA's F)" if pieces != "1-stem" else ""
     print(f"{cfg.model.backbone}{network} at {h}x{w}, {num_classes} classes (paper: ResNet-50, 288x144, 395 classes)")
     print(f"{'':28}{'msareid':>14}{'paper':>14}")
     print(f"{'parameters (F)':28}{out['params'] / 1e6:13.2f}M{PAPER['params'] / 1e6:13.2f}M")
-    if out["graph_params"]:
-        print(f"{'  of which graph attention':28}{out['graph_params'] / 1e6:13.2f}M{'(training only)':>16}")
+    if out["training_only_params"]:
+        print(f"{'  of which training only':28}{out['training_only_params'] / 1e6:13.2f}M")
     print(f"{'MACs per image (F)':28}{out['macs_per_image'] / 1e9:13.4f}G{PAPER['macs_per_image'] / 1e9:13.4f}G")
     print(f"{'ISA parameters (one module)':28}{out['isa_params']:14d}{'<100 (both)':>14}")
     isa_macs, paper_isa = out["isa_macs_per_image"] / 1e9, PAPER["isa_macs_per_image"] / 1e9

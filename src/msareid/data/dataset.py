@@ -32,8 +32,8 @@ class ImageDataset(Dataset):
 
 class PairedDataset(Dataset):
     """Indexed by (rgb index, ir index, seed): both images and labels (one identity), and with
-    ``rgb_second`` a second view of the RGB image through that transform (channel augmentation):
-    ``(rgb, ir, rgb_label, ir_label)`` or ``(rgb, ir, rgb_label, ir_label, rgb_second_view)``.
+    ``rgb_second`` a second view of the RGB image through that transform (channel augmentation),
+    by name: ``rgb``, ``ir``, ``rgb_label``, ``ir_label`` (and ``rgb_second``).
 
     The augmentations of the pair draw from a torch generator seeded with ``seed`` (forked, so the
     caller's random state is untouched), RGB first, then the second RGB view, then IR: the result
@@ -46,24 +46,25 @@ class PairedDataset(Dataset):
     def __len__(self) -> int:
         return max(len(self.rgb), len(self.ir))
 
-    def __getitem__(self, item: tuple[int, int, int]) -> tuple:
+    def __getitem__(self, item: tuple[int, int, int]) -> dict[str, torch.Tensor | int]:
         i_rgb, i_ir, seed = item
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             x_rgb, y_rgb = self.rgb[i_rgb]
             second = None if self.rgb_second is None else self.rgb_second(np.array(self.rgb.images[i_rgb]))
             x_ir, y_ir = self.ir[i_ir]
-        return (x_rgb, x_ir, y_rgb, y_ir) if second is None else (x_rgb, x_ir, y_rgb, y_ir, second)
+        sample = {"rgb": x_rgb, "ir": x_ir, "rgb_label": y_rgb, "ir_label": y_ir}
+        return sample if second is None else {**sample, "rgb_second": second}
 
 
 def train_loader(
     dataset: PairedDataset, sampler: CrossModalitySampler, num_workers: int
 ) -> DataLoader:
-    """A loader yielding (rgb, ir, rgb_labels, ir_labels[, rgb_second_views]) batches in the sampler's order.
+    """A loader yielding batches in the sampler's order, dicts of :class:`PairedDataset`'s names.
 
     The loader draws its workers' base seed from a generator of its own, never from torch's global
     one: augmentations are seeded per sample, and the global generator belongs to the model's random
-    layers (DDAG's dropout), whose draws must not depend on where an epoch's iterator was created (a
+    layers (e.g. dropout), whose draws must not depend on where an epoch's iterator was created (a
     run resumed mid-epoch creates it at that step)."""
     return DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers,
                       persistent_workers=num_workers > 0, generator=torch.Generator().manual_seed(0),

@@ -1,5 +1,5 @@
-"""Feature-level losses (section 3.4): the multi-modality triplet loss and the ID loss, and AGW's
-weighted regularised triplet (the loss of the paper's Table 3 baseline)."""
+"""Feature-level losses (section 3.4): the multi-modality triplet loss and the ID loss, and the
+weighted regularised triplet (the triplet loss of the paper's first Table 3 system)."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def _masked_softmax(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 def weighted_regularized_triplet(features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """AGW's weighted regularised triplet (WRT, Ye et al., TPAMI 2021), mean over anchors.
+    """The weighted regularised triplet (WRT, Ye et al., TPAMI 2021), mean over anchors.
 
     Euclidean distances; for each anchor, the positives weighted by a softmax of their distances
     (an anchor is its own positive, at distance ~0) and the negatives by a softmax of minus theirs;

@@ -33,14 +33,14 @@ class Backbone:
     last_stride)`` returns the feature-map module and its channels; ``imagenet`` names the
     torchvision weights (``"ResNet50_Weights.IMAGENET1K_V1"``, empty: none); ``head`` is the key
     prefix of the ImageNet classifier, left out when weights are loaded. ``stem`` and ``stages``
-    say where AGW's pieces go (the modality-specific stem, the non-local blocks); a backbone
+    say where a two-stream F's stems and the non-local blocks go; a backbone
     without them does not offer those options."""
 
     make: Callable[[], nn.Module]
     body: Callable[[nn.Module, int], tuple[nn.Module, int]]
     imagenet: str = ""
     head: str | None = None
-    stem: int = 0  # leading modules of the body that form its stem (AGW's two-stream split); 0: none
+    stem: int = 0  # leading modules of the body that form its stem (the two-stream split); 0: none
     stages: Callable[[nn.Sequential], list[list[Site]]] | None = None  # where non-local blocks may go
 
 

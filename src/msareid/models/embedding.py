@@ -4,18 +4,19 @@ Three levels, as in timm: :meth:`EmbeddingNet.forward_features` gives feature ma
 :meth:`EmbeddingNet.forward_head` the pooled (pre-BNNeck) and BNNeck embeddings and the logits,
 :meth:`EmbeddingNet.forward` all of them from images. One F is shared by all four modalities.
 
-AGW's network (the paper's Table 3) is the same F with three options: ``two_stream`` (a stem of
-its own for RGB and for IR images, the rest shared), ``non_local`` blocks in the middle stages and
+Options that other systems' networks use (the paper's Table 3): ``two_stream`` (a stem of its own
+for RGB and for IR images, the rest shared), ``non_local`` blocks in the middle stages and
 ``pooling = "gem"``. A two-stream F needs to know each image's modality (:data:`RGB`, :data:`IR`).
-DDAG's F (Table 3) is two-stream with average pooling and ``parts``: its part-aggregated feature
-(:class:`~msareid.models.ddag.PartAggregation`) is a further output, classified by the same classifier.
+A system may add a feature head (:meth:`EmbeddingNet.add_feature_head`): a further feature from the
+feature maps and the BNNeck feature, classified by the same classifier, possibly the test feature.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from types import MappingProxyType
 from typing import NamedTuple
 
 import torch
@@ -24,23 +25,23 @@ from torch.utils.checkpoint import checkpoint
 
 from msareid.models.agw import NON_LOCAL, POOLINGS, GeM, NonLocal, non_local_channels
 from msareid.models.backbones import BACKBONES, build_backbone
-from msareid.models.ddag import PartAggregation
 
 RGB, IR = 0, 1  # stem of each modality in a two-stream F
 # Non-local blocks after the last blocks of each stage, as the reference places them (layer2: 2, layer3: 3).
 NON_LOCAL_PER_STAGE = (0, 2, 3, 0)
 Modalities = torch.Tensor | int | Sequence[int] | None
+_NONE: Mapping[str, torch.Tensor] = MappingProxyType({})
 
 
 class Embeddings(NamedTuple):
     """What F gives for a batch: pooled features (triplet loss), BNNeck features (test), logits (ID
-    loss); with ``parts``, DDAG's part-aggregated features (its test feature) and their logits."""
+    loss); with feature heads, each head's features and their logits by the head's name."""
 
     pooled: torch.Tensor
     bnneck: torch.Tensor
     logits: torch.Tensor
-    part: torch.Tensor | None = None
-    part_logits: torch.Tensor | None = None
+    extra: Mapping[str, torch.Tensor] = _NONE
+    extra_logits: Mapping[str, torch.Tensor] = _NONE
 
 
 @contextlib.contextmanager
@@ -66,7 +67,7 @@ class EmbeddingNet(nn.Module):
 
     def __init__(self, backbone: str = "resnet50", num_classes: int = 395, pretrained: str = "none",
                  last_stride: int = 1, checkpoint_segments: int = 0, two_stream: bool = False,
-                 non_local: str = "off", pooling: str = "avg", parts: int = 0) -> None:
+                 non_local: str = "off", pooling: str = "avg") -> None:
         super().__init__()
         if checkpoint_segments < 0:
             raise ValueError(f"checkpoint_segments must be 0 or more, got {checkpoint_segments}")
@@ -96,9 +97,23 @@ class EmbeddingNet(nn.Module):
         self.bnneck.bias.requires_grad_(False)  # BNNeck: a shift would only move every class together
         self.classifier = nn.Linear(self.feature_dim, num_classes, bias=False)
         nn.init.normal_(self.classifier.weight, std=0.001)
-        if parts < 0:
-            raise ValueError(f"parts must be 0 (no part aggregation) or more, got {parts}")
-        self.part_head = PartAggregation(self.feature_dim, parts) if parts else None
+        self.feature_heads: dict[str, nn.Module] = {}  # registered as submodules "<name>_head"
+        self.test_feature = "bnneck"  # the feature a search uses: "bnneck" or a head's name
+
+    def add_feature_head(self, name: str, head: nn.Module, test_feature: bool = False) -> None:
+        """A further feature ``head(maps, bnneck)`` (B, C), classified by F's classifier; with
+        ``test_feature`` it becomes the feature searches use. Its weights are ``<name>_head.*``."""
+        if name in ("pooled", "bnneck") or name in self.feature_heads:
+            raise ValueError(f"F already has a feature called {name!r}")
+        self.add_module(f"{name}_head", head)
+        self.feature_heads[name] = head
+        if test_feature:
+            self.test_feature = name
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """Every feature F gives, by name: ``pooled``, ``bnneck``, then each head's."""
+        return ("pooled", "bnneck", *self.feature_heads)
 
     @property
     def num_classes(self) -> int:
@@ -161,21 +176,16 @@ class EmbeddingNet(nn.Module):
     def _recompute_contexts(self) -> tuple[contextlib.AbstractContextManager, contextlib.AbstractContextManager]:
         return contextlib.nullcontext(), _frozen_running_stats(self.backbone)
 
-    @property
-    def test_feature(self) -> str:
-        """The feature a search uses: ``"part"`` for DDAG's F (the feature its reference reports and
-        selects epochs on), else ``"bnneck"``."""
-        return "part" if self.part_head is not None else "bnneck"
-
     def forward_head(self, maps: torch.Tensor) -> Embeddings:
-        """Pooled and BNNeck embeddings (B, C) and logits (B, classes) from feature maps, and with
-        ``parts`` the part-aggregated embeddings and their logits (the same classifier, as in DDAG)."""
+        """Pooled and BNNeck embeddings (B, C) and logits (B, classes) from feature maps, and each
+        feature head's embeddings and their logits (the same classifier)."""
         pooled = self.pool(maps).flatten(1)
         bnneck = self.bnneck(pooled)
-        if self.part_head is None:
+        if not self.feature_heads:
             return Embeddings(pooled, bnneck, self.classifier(bnneck))
-        part = self.part_head(maps, bnneck)
-        return Embeddings(pooled, bnneck, self.classifier(bnneck), part, self.classifier(part))
+        extra = {name: head(maps, bnneck) for name, head in self.feature_heads.items()}
+        return Embeddings(pooled, bnneck, self.classifier(bnneck), extra,
+                          {name: self.classifier(f) for name, f in extra.items()})
 
     def forward(self, images: torch.Tensor, modality: Modalities = None) -> Embeddings:
         return self.forward_head(self.forward_features(images, modality))

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from msareid.models.ddag import GraphAttention
 from msareid.models.embedding import IR, RGB, EmbeddingNet, Embeddings, Modalities
 from msareid.models.style import StyleAdapter
 
@@ -28,19 +27,17 @@ class MSANet(nn.Module):
     ``"unit"`` maps them back to [0, 1] images with ``pixel_mean`` / ``pixel_std`` (the
     normalisation the data pipeline applied) and normalises the generated images again before F.
 
-    ``generated_stem`` matters only for a two-stream F (AGW's network): ``"target"`` sends R2I
+    ``generated_stem`` matters only for a two-stream F: ``"target"`` sends R2I
     through the IR stem and I2R through the RGB stem, the modality whose style ISA imitates and
     whose local statistics SSL pulls the images towards (Eq. 4-6), so each stem keeps seeing one
     style; ``"source"`` sends each through the stem of the images it was made from.
 
-    ``graph`` adds DDAG's cross-modality graph attention (:class:`~msareid.models.ddag.GraphAttention`)
-    over F's pooled features; like ISA it only serves training (the objective calls it).
+    Systems may add further modules that serve training only (``msareid.systems``), as ISA does.
     """
 
     def __init__(self, embed: EmbeddingNet, r2i: bool = True, i2r: bool = True, isa_init: str = "default",
                  isa_space: str = "normalized", pixel_mean: Sequence[float] | None = None,
-                 pixel_std: Sequence[float] | None = None, generated_stem: str = "target",
-                 graph: bool = False) -> None:
+                 pixel_std: Sequence[float] | None = None, generated_stem: str = "target") -> None:
         super().__init__()
         if isa_space not in ISA_SPACES:
             raise ValueError(f"isa_space must be one of {ISA_SPACES}, got {isa_space!r}")
@@ -53,7 +50,6 @@ class MSANet(nn.Module):
         self.isa_space = isa_space
         self.r2i = StyleAdapter(init=isa_init) if r2i else None
         self.i2r = StyleAdapter(init=isa_init) if i2r else None
-        self.graph = GraphAttention(embed.feature_dim, embed.num_classes) if graph else None
         mean = torch.tensor(pixel_mean if pixel_mean is not None else (0.0, 0.0, 0.0)).view(1, -1, 1, 1)
         std = torch.tensor(pixel_std if pixel_std is not None else (1.0, 1.0, 1.0)).view(1, -1, 1, 1)
         self.register_buffer("pixel_mean", mean, persistent=False)  # not in state dicts: a setting

@@ -75,17 +75,17 @@ def _table(result: dict[str, Any]) -> str:
 
 def loss_table(runs: dict[str, tuple[str, list[dict[str, Any]]]]) -> str:
     """HTML table of each row's last-epoch loss terms by name (mean over its seeds): the terms of
-    every objective that rows use (``id``, ``triplet``, ``img``; DDAG's ``part`` and ``graph``,
-    the latter unweighted, with its dynamic weight)."""
-    from msareid.losses.objective import headline
+    every objective that rows use (``id``, ``triplet``, ``img``, and the terms systems add, e.g.
+    ``part`` and ``graph``, the latter unweighted, with its per-epoch weight)."""
+    from msareid.systems.objective import headline
 
     last: dict[str, list[dict[str, float]]] = {}
     for name, records in runs.values():
         epochs = [r for r in records if r.get("event") == "epoch" and "losses" in r]
         if epochs:
             values = dict(headline(epochs[-1]["losses"]))
-            if "graph_weight" in epochs[-1]:
-                values["graph weight"] = epochs[-1]["graph_weight"]
+            values.update({key.replace("_", " "): value for key, value in epochs[-1].items()
+                           if key not in ("event", "epoch", "lr", "losses")})
             last.setdefault(name, []).append(values)
     if not last:
         return ""
@@ -137,8 +137,8 @@ def build_ablation_report(folder: str | os.PathLike[str], out: str | os.PathLike
 table{{border-collapse:collapse}}td,th{{border:1px solid #bbb;padding:4px 8px;text-align:right}}
 td:first-child{{text-align:left}}img{{max-width:100%;margin:4px 0}}</style></head>
 <body><h1>msareid ablation</h1>
-<p>Protocol <b>{html.escape(result['protocol'])}</b>, BNNeck feature (DDAG rows: the part-aggregated
-feature), the last epoch of every run; seeds
+<p>Protocol <b>{html.escape(result['protocol'])}</b>, each row's test feature (BNNeck, or the
+feature head its system made the test feature), the last epoch of every run; seeds
 {seeds}, the same for every row. Cells: mean ± sample standard deviation over seeds (%). Δ: the mean of
 the per-seed differences to <b>{html.escape(result['baseline'])}</b> with a 95% Student-t interval
 (green: above 0, red: below 0, grey: the interval holds 0, so these runs cannot tell the row from the

@@ -20,31 +20,14 @@ from msareid.data.datasets import open_dataset
 from msareid.data.records import Record
 from msareid.errors import UserError
 from msareid.fileio import save_json, write_text
-from msareid.inference import evaluate_model, extract_records, headline_feature, results_json
-from msareid.models.trained import load_trained
+from msareid.inference import FEATURE_TITLES, evaluate_model, extract_records, headline_feature, results_json
 from msareid.report import figures
 from msareid.report.plots import cmc_plot, eval_curves, training_curves
+from msareid.systems import describe
+from msareid.systems.network import load_trained
 from msareid.training.logs import best_evaluation, read_metrics
 
 KEYS = (("rank1", "Rank-1"), ("rank10", "Rank-10"), ("rank20", "Rank-20"), ("mAP", "mAP"), ("mINP", "mINP"))
-
-
-def describe(config: Config) -> str:
-    """The Table 3/4/5 row a config trains (on AGW's network: "... on AGW's network")."""
-    m, loss = config.model, config.loss
-    agw = m.two_stream and m.non_local != "off" and m.pooling == "gem" and loss.triplet == "wrt"
-    ddag = m.parts > 0 or m.graph_attention
-    system = "DDAG" if ddag else "AGW" if agw else ""
-    on = f" on {system}'s network" if system else ""
-    adapters = [name for name, on in (("R2I", m.r2i), ("I2R", m.i2r)) if on]
-    if not adapters:
-        return system or "baseline (no ISA)"
-    if loss.source_loss == "none" and loss.target_loss == "none":
-        return f"B + ISA ({', '.join(adapters)}){on}"
-    if len(adapters) == 2 and (loss.source_loss, loss.target_loss) == ("ssl_plus", "ssl"):
-        return f"MSA({system})" if system else "MSA"
-    return (f"B + ISA + SSC ({', '.join(adapters)}; X_s-X_a {loss.source_loss}, X_t-X_a {loss.target_loss})"
-            f"{on}")
 
 
 def _test_split(config: Config, root: str) -> tuple[list[Record], list[Record]]:
@@ -152,7 +135,9 @@ def _html(views: list[RunView], cmc: Path, curves: Path, out: Path, during: Path
         pooled_cells = f"{100 * pooled['rank1']:.2f} / {100 * pooled['mAP']:.2f}" if pooled else "-"
         best = best_evaluation(v.folder, r["protocol"], r["epochs"])
         best_cells = (f"{100 * best['rank1']:.2f} / {100 * best['mAP']:.2f} (epoch {best['epoch']})" if best else "-")
-        label = describe(v.config) + (f" ({r['protocol']})" if mixed else "")
+        feature = r.get("feature", "bnneck")
+        label = describe(v.config) + (f", {FEATURE_TITLES.get(feature, feature)}" if feature != "bnneck" else "")
+        label += f" ({r['protocol']})" if mixed else ""
         rows.append(f"<tr><td>{html.escape(v.name)}</td><td>{html.escape(label)}</td>{cells}"
                     f"<td>{pooled_cells}</td><td>{r['epochs']}</td><td>{best_cells}</td></tr>")
     first = dict(views[0].result)
@@ -197,7 +182,7 @@ table{{border-collapse:collapse}}td,th{{border:1px solid #bbb;padding:4px 8px;te
 td:first-child,td:nth-child(2){{text-align:left}}img{{max-width:100%;margin:4px 0}}</style></head>
 <body><h1>msareid report</h1>
 <p>Protocol <b>{html.escape(first['protocol'])}</b>, {first.get('trials', 1)} trial(s), gallery sampler named in
-the protocol; feature: BNNeck (DDAG: its part-aggregated feature, as its reference reports),
+the protocol; feature: BNNeck (or the feature head a system made its test feature, as its reference reports),
 metric {html.escape(str(first.get('metric', 'cosine')))}.
 Model selection: the last epoch of each run. The last column, when a run was evaluated during training
 (<code>eval.every</code>), is the epoch with the best test Rank-1 as the reference code selects it: chosen

@@ -39,7 +39,7 @@ def cmc_plot(curves: dict[str, Sequence[float]], path: str | os.PathLike[str], t
 def training_curves(runs: dict[str, list[dict[str, Any]]], path: str | os.PathLike[str]) -> Path:
     """Per-epoch mean loss terms of each run (from metrics.jsonl): one panel for every term of
     Eq. 11 the runs logged (a part such as ``img.target_r2i`` stays in the log only)."""
-    from msareid.losses.objective import headline
+    from msareid.systems.objective import headline
 
     epochs = {name: [r for r in records if r.get("event") == "epoch" and "losses" in r]
               for name, records in runs.items()}

@@ -13,7 +13,8 @@ from torch import nn
 from tqdm import tqdm
 
 from msareid.errors import UserError
-from msareid.losses.objective import TOTAL, headline
+from msareid.systems.base import Batch
+from msareid.systems.objective import TOTAL, headline
 from msareid.training.distributed import DistEnv
 from msareid.training.global_batch import average_over_ranks
 from msareid.training.logs import MetricsLog
@@ -63,70 +64,92 @@ def _global_values(terms: dict[str, torch.Tensor], epoch: int, step: int) -> dic
 
 
 def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
-    """``lr`` times each parameter group's ``lr_factor`` (1 when absent; AGW's backbone group: 0.1)."""
+    """``lr`` times each parameter group's ``lr_factor`` (1 when absent; e.g. 0.1 for a backbone group)."""
     for group in optimizer.param_groups:
         group["lr"] = lr * group.get("lr_factor", 1.0)
 
 
-def train_one_epoch(
-    objective: nn.Module,
-    loader: Iterable,
-    optimizer: torch.optim.Optimizer,
-    scaler: torch.amp.GradScaler,
-    lr: float,
-    epoch: int,
-    first_step: int,
-    steps: int,
-    env: DistEnv,
-    log: MetricsLog,
-    log_every: int = 20,
-    amp: bool = False,
-    channels_last: bool = False,
-    on_step: Callable[[int], None] | None = None,
-    progress: bool = True,
-    sums: LossSums | None = None,
-) -> dict[str, float]:
-    """Train from batch ``first_step`` to ``steps`` of ``epoch``; returns the mean of each loss term.
+@dataclass(frozen=True)
+class Learner:
+    """What trains: the objective (a module returning the loss terms of a :class:`Batch`), the
+    optimiser and gradient scaler, the process's place among the ranks and the metrics log."""
+
+    objective: nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    env: DistEnv
+    log: MetricsLog
+
+
+@dataclass(frozen=True)
+class EpochPlan:
+    """Which steps of which epoch (0-based) to train, at which learning rate, and how."""
+
+    epoch: int
+    first_step: int
+    steps: int
+    lr: float
+    log_every: int = 20
+    amp: bool = False
+    channels_last: bool = False
+    progress: bool = True
+
+
+def to_batch(raw: dict[str, torch.Tensor], device: torch.device, memory: torch.memory_format) -> Batch:
+    """A loader's batch (a dict by name, :class:`~msareid.data.dataset.PairedDataset`) on ``device``."""
+    images = {k: raw[k].to(device, non_blocking=True, memory_format=memory)
+              for k in ("rgb", "ir", "rgb_second") if k in raw}
+    return Batch(images["rgb"], images["ir"], raw["rgb_label"].to(device, non_blocking=True),
+                 images.get("rgb_second"))
+
+
+def train_one_epoch(learner: Learner, loader: Iterable, plan: EpochPlan, sums: LossSums | None = None,
+                    on_step: Callable[[int], None] | None = None) -> dict[str, float]:
+    """Train from batch ``plan.first_step`` to ``plan.steps`` of ``plan.epoch``; returns the mean of
+    each loss term.
 
     ``sums`` holds the terms of the steps before ``first_step`` (a resumed epoch) and is updated in
     place. ``on_step(step)`` runs after each update (checkpointing mid-epoch); batches come from
-    ``loader`` as (rgb, ir, rgb_labels, ir_labels[, rgb_second_views]), RGB sample k and IR sample
-    k of one identity.
+    ``loader`` as dicts (``rgb``, ``ir``, ``rgb_label``, ``ir_label``, and ``rgb_second`` with
+    channel augmentation), RGB sample k and IR sample k of one identity.
     """
-    set_learning_rate(optimizer, lr)
-    objective.train()
-    sums = sums if sums is not None else LossSums()
+    env, log, sums = learner.env, learner.log, sums if sums is not None else LossSums()
+    epoch, steps, lr = plan.epoch, plan.steps, plan.lr
+    set_learning_rate(learner.optimizer, lr)
+    learner.objective.train()
     count, images, start = 0, 0, time.perf_counter()
-    live = progress and env.is_main and sys.stderr.isatty()  # a bar on a terminal, one line a epoch in a log
-    bar = tqdm(total=steps, initial=first_step, desc=f"epoch {epoch + 1}", disable=not live, dynamic_ncols=True,
-               leave=False)
-    memory = torch.channels_last if channels_last else torch.contiguous_format
-    for step, batch in zip(range(first_step, steps), loader):
-        rgb = batch[0].to(env.device, non_blocking=True, memory_format=memory)
-        ir = batch[1].to(env.device, non_blocking=True, memory_format=memory)
-        labels = batch[2].to(env.device, non_blocking=True)
-        second = batch[4].to(env.device, non_blocking=True, memory_format=memory) if len(batch) > 4 else None
-        with torch.autocast(env.device.type, dtype=torch.float16, enabled=amp):
-            terms = objective(rgb, ir, labels) if second is None else objective(rgb, ir, labels, second)
+    live = plan.progress and env.is_main and sys.stderr.isatty()  # a bar on a terminal, one line a epoch in a log
+    bar = tqdm(total=steps, initial=plan.first_step, desc=f"epoch {epoch + 1}", disable=not live,
+               dynamic_ncols=True, leave=False)
+    memory = torch.channels_last if plan.channels_last else torch.contiguous_format
+    for step, raw in zip(range(plan.first_step, steps), loader):
+        batch = to_batch(raw, env.device, memory)
+        with torch.autocast(env.device.type, dtype=torch.float16, enabled=plan.amp):
+            terms = learner.objective(batch)
         values = _global_values(terms, epoch, step)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(terms[TOTAL]).backward()
-        scaler.step(optimizer)
-        scaler.update()
+        _update(learner, terms[TOTAL])
         sums.add(values)
         count += 1
-        images += (2 + (second is not None)) * rgb.shape[0] * env.world_size
+        images += (2 + (batch.rgb_second is not None)) * batch.rgb.shape[0] * env.world_size
         rate = images / max(time.perf_counter() - start, 1e-9)
         bar.set_postfix({**{k: f"{v:.3f}" for k, v in headline(values).items()}, "ips": f"{rate:.0f}"})
         bar.update(1)
-        if (step + 1) % log_every == 0 or step + 1 == steps:
+        if (step + 1) % plan.log_every == 0 or step + 1 == steps:
             log.write({"event": "step", "epoch": epoch + 1, "step": step + 1, "steps": steps, "lr": lr,
                        "images_per_s": rate, "losses": values})
         if on_step is not None:
             on_step(step + 1)
     bar.close()
     means = sums.means()
-    if progress and env.is_main and not live and count:
+    if plan.progress and env.is_main and not live and count:
         terms = " ".join(f"{k} {v:.3f}" for k, v in headline(means).items())
         print(f"epoch {epoch + 1}: {terms}, lr {lr:.2e}, {rate:.0f} images/s", flush=True)
     return means
+
+
+def _update(learner: Learner, total: torch.Tensor) -> None:
+    """One optimiser step on ``total`` (through the gradient scaler under mixed precision)."""
+    learner.optimizer.zero_grad(set_to_none=True)
+    learner.scaler.scale(total).backward()
+    learner.scaler.step(learner.optimizer)
+    learner.scaler.update()

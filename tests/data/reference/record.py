@@ -47,7 +47,7 @@ def legacy_expectations(root: Path, tmp: Path) -> dict:
     from msareid.config import with_overrides
     from msareid.engine import train
     from msareid.inference import evaluate_checkpoint
-    from msareid.models.trained import load_trained
+    from msareid.systems.network import load_trained
 
     figures, _ = evaluate_checkpoint(runs.HERE / "legacy.pt", lambda e: dataclasses.replace(e, trials=2),
                                      root=str(root))

@@ -65,8 +65,8 @@ def _copy_weights(ref_net: torch.nn.Module, ours: torch.nn.Module) -> None:
 
 
 def main(ref: Path) -> None:
-    from msareid.config import load_config
     from msareid.losses.feature import weighted_regularized_triplet
+    from msareid.recipes import load_config
     from msareid.systems.network import build_model
 
     ref_model, ref_loss = _reference(ref)

@@ -30,8 +30,8 @@ def _status_kb(key: str) -> int:
 def loader_run(root: str, cache_dir: str, workers: int, batches: int) -> dict:
     """Iterate ``batches`` training batches of the real training pipeline (``engine.build_train_data``
     with the paper's settings); images/s and memory of this process and its workers."""
-    from msareid.config import load_config
     from msareid.engine import build_train_data
+    from msareid.recipes import load_config
     from msareid.training.distributed import DistEnv
 
     config = load_config("configs/sysu.toml", [f"data.root={root}", f"data.cache_dir={cache_dir}",

@@ -82,8 +82,9 @@ def _adjacency(labels: torch.Tensor, n_class: int) -> torch.Tensor:
 
 
 def main(ref: Path) -> None:
-    from msareid.config import LossConfig, load_config
+    from msareid.config import LossConfig
     from msareid.models.ddag import label_adjacency
+    from msareid.recipes import load_config
     from msareid.systems.base import Batch, Hooks
     from msareid.systems.network import build_model
     from msareid.systems.objective import TOTAL, msa_losses

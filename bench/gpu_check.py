@@ -63,7 +63,7 @@ def _dataset(out: Path, ids: int, images: int, workers: int) -> Path:
 
 
 def _config(root: Path, out: Path, args: argparse.Namespace, msa: bool, amp: bool, device: str):
-    from msareid.config import load_config
+    from msareid.recipes import load_config
 
     return load_config(str(REPO / "configs" / "sysu.toml"), [
         f'data.root="{root}"', f'data.cache_dir="{out / "cache"}"', f"data.height={args.height}",

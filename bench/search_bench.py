@@ -63,8 +63,9 @@ def extraction(out: Path) -> None:
     import onnxruntime
     import torch
 
-    from msareid.config import config_to_dict, load_config
+    from msareid.config import config_to_dict
     from msareid.export import export_onnx
+    from msareid.recipes import load_config
     from msareid.systems.network import build_model
     from msareid.training.checkpoint import save_atomic
 

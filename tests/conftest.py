@@ -17,8 +17,9 @@ import pytest
 import scipy.io
 from PIL import Image
 
-from msareid.config import Config, load_config
+from msareid.config import Config
 from msareid.data.synthetic import RegdbSpec, SysuSpec, write_regdb, write_sysu
+from msareid.recipes import load_config
 
 # A hand-built SYSU-MM01 tree: {pid: {camera: number of images}} and the split files.
 SYSU_TREE = {
@@ -95,8 +96,8 @@ def synth_regdb(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_checkpoint(synth_sysu: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny MSA model trained for a few steps on the synthetic set: RUN/last.pt."""
-    from msareid.config import load_config
     from msareid.engine import train
+    from msareid.recipes import load_config
 
     tmp = tmp_path_factory.mktemp("tiny_run")
     cfg = load_config("configs/tiny.toml", [

@@ -9,11 +9,12 @@ import torch
 from torch import nn
 
 from msareid.cli import main
-from msareid.config import LossConfig, load_config
+from msareid.config import LossConfig
 from msareid.engine import build_optimizer
 from msareid.losses.feature import weighted_regularized_triplet
 from msareid.models import EmbeddingNet, MSANet
 from msareid.models.agw import NonLocal, gem
+from msareid.recipes import load_config
 from msareid.systems.base import Batch
 from msareid.systems.network import build_model
 from msareid.systems.objective import msa_losses

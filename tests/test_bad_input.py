@@ -222,8 +222,8 @@ def test_broken_cache_files_are_rebuilt_and_stale_temporaries_removed(synth_sysu
 
 
 def test_a_new_run_does_not_append_to_a_dead_runs_log(synth_sysu: Path, tmp_path: Path) -> None:
-    from msareid.config import load_config
     from msareid.engine import train
+    from msareid.recipes import load_config
 
     run = tmp_path / "run"
     run.mkdir()

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 
-from msareid.config import load_config
 from msareid.data.cache import ImageCache
 from msareid.data.dataset import ImageDataset, PairedDataset, train_loader
 from msareid.data.records import label_map, labels_of
@@ -19,6 +18,7 @@ from msareid.data.sampler import CrossModalitySampler
 from msareid.data.sysu import SysuMM01
 from msareid.data.transforms import AdaptiveGray, ChannelExchange, ChannelRandomErasing, channel_aug_transforms
 from msareid.errors import UserError
+from msareid.recipes import load_config
 
 
 class TorchDraws:

@@ -2,8 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from msareid.config import Config, DataConfig, dump_toml, load_config, parse_override, write_resolved
+from msareid.config import Config, DataConfig, dump_toml, parse_override, write_resolved
 from msareid.errors import UserError
+from msareid.recipes import load_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

@@ -11,11 +11,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from msareid.cli import main
-from msareid.config import LossConfig, load_config
+from msareid.config import LossConfig
 from msareid.engine import build_optimizer
 from msareid.losses.feature import multi_modality_triplet
 from msareid.models import EmbeddingNet, MSANet
 from msareid.models.ddag import GraphAttention, GraphAttentionLayer, PartAggregation, label_adjacency, part_stripes
+from msareid.recipes import load_config
 from msareid.systems.base import Batch, Hooks
 from msareid.systems.ddag import dynamic_graph_weight
 from msareid.systems.network import build_model

@@ -232,8 +232,8 @@ def test_evaluate_a_checkpoint_with_the_official_sampler(tiny_checkpoint: Path, 
 
 
 def test_report_of_a_regdb_run(synth_regdb: Path, tmp_path: Path) -> None:
-    from msareid.config import load_config
     from msareid.engine import train
+    from msareid.recipes import load_config
 
     cfg = load_config("configs/tiny.toml", [
         "data.name=regdb", f"data.root={synth_regdb}", "data.trial=2", f"data.cache_dir={tmp_path / 'c'}",

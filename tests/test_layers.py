@@ -65,10 +65,10 @@ def test_a_dataset_is_one_reader_and_one_entry(monkeypatch: pytest.MonkeyPatch, 
     """The README's walkthrough: a reader class plus an entry in DATASETS, and the command line,
     the config and evaluation know the new name."""
     from msareid.cli import main
-    from msareid.config import load_config
     from msareid.data.datasets import DATASETS
     from msareid.data.regdb import RegDB
     from msareid.eval.rules import RankingRules
+    from msareid.recipes import load_config
 
     class Mirror(RegDB):  # RegDB's layout under another name and other rules
         name = "mirror"

@@ -6,10 +6,11 @@ import pytest
 import torch
 import torchvision
 
-from msareid.config import LossConfig, load_config
+from msareid.config import LossConfig
 from msareid.errors import UserError
 from msareid.models import EmbeddingNet, MSANet, StyleAdapter
 from msareid.models.backbones import build_backbone
+from msareid.recipes import load_config
 from msareid.systems.base import Batch
 from msareid.systems.network import build_model
 from msareid.systems.objective import msa_losses

@@ -19,8 +19,8 @@ import pytest
 import torch
 
 from msareid.cli import main
-from msareid.config import load_config
 from msareid.engine import train
+from msareid.recipes import load_config
 from msareid.training.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]

@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from msareid.cli import main
-from msareid.config import load_config
 from msareid.engine import train
+from msareid.recipes import load_config
 from msareid.training.checkpoint import load_checkpoint, prune
 from msareid.training.schedule import lr_at
 

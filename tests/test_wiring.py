@@ -17,13 +17,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from msareid.config import LossConfig, load_config
+from msareid.config import LossConfig
 from msareid.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from msareid.engine import train
 from msareid.inference import extract
 from msareid.losses.feature import multi_modality_triplet
 from msareid.losses.image import ssl_loss, ssl_plus_loss
 from msareid.models import EmbeddingNet, MSANet
+from msareid.recipes import load_config
 from msareid.systems.base import Batch
 from msareid.systems.objective import msa_losses
 from msareid.training.checkpoint import load_checkpoint

@@ -11,6 +11,7 @@ import math
 import os
 import sys
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -207,22 +208,14 @@ def _coerce(key: str, value: Any, expected: Any) -> Any:
     return value
 
 
-def choices_of(key: str) -> tuple[Any, ...] | None:
-    """The valid values of ``key``; dataset names and directions come from the dataset mapping,
-    backbone names from the backbone table."""
-    if key == "model.backbone":
-        from msareid.models.backbones import BACKBONES
-
-        return tuple(BACKBONES)
-    if key in ("data.name", "eval.direction"):
-        from msareid.data import datasets
-
-        return datasets.dataset_names(aliases=True) if key == "data.name" else ("",) + datasets.directions()
+def fixed_choices(key: str) -> tuple[Any, ...] | None:
+    """The valid values of ``key`` that this module fixes (names of registries are checked by
+    :mod:`msareid.recipes`, which passes them to :func:`config_from_dict`)."""
     return _CHOICES.get(key)
 
 
-def _validate(key: str, value: Any) -> None:
-    choices = choices_of(key)
+def _validate(key: str, value: Any, names: Mapping[str, tuple[Any, ...]]) -> None:
+    choices = names.get(key, _CHOICES.get(key))
     if choices is not None and value not in choices:
         shown = ", ".join(str(c) if c != "" else '""' for c in choices)
         raise UserError(f"config key {key}: {value!r} is not one of {shown}")
@@ -237,8 +230,12 @@ def _validate(key: str, value: Any) -> None:
         raise UserError(f"config key {key}: expected {low} to {high}, got {value!r}")
 
 
-def config_from_dict(raw: dict[str, Any], source: str = "config") -> Config:
-    """Build a :class:`Config` from nested dicts, rejecting unknown keys and wrong types."""
+def config_from_dict(raw: dict[str, Any], source: str = "config",
+                     names: Mapping[str, tuple[Any, ...]] | None = None) -> Config:
+    """Build a :class:`Config` from nested dicts, rejecting unknown keys, wrong types and values out
+    of range; ``names`` gives the valid values of keys that name a registry entry (dataset,
+    backbone, direction), which :mod:`msareid.recipes` supplies."""
+    names = names or {}
     sections = _sections()
     built = {}
     raw = {name: dict(values) if isinstance(values, dict) else values for name, values in raw.items()}
@@ -259,7 +256,7 @@ def config_from_dict(raw: dict[str, Any], source: str = "config") -> Config:
                     f"{source}: unknown key {name}.{key}; valid keys of [{name}]: {', '.join(types)}"
                 )
             kwargs[key] = _coerce(f"{name}.{key}", value, types[key])
-            _validate(f"{name}.{key}", kwargs[key])
+            _validate(f"{name}.{key}", kwargs[key], names)
         built[name] = sections[name](**kwargs)
     config = Config(**built)
     if config.data.channel_aug and config.data.random_erasing > 0:
@@ -286,39 +283,40 @@ def parse_override(text: str) -> tuple[str, str, Any]:
     return section, key, value
 
 
-def with_overrides(config: Config, overrides: list[str] = (), values: dict[str, dict[str, Any]] | None = None,
-                   source: str = "overrides") -> Config:
-    """``config`` with ``--set section.key=value`` texts and ``{section: {key: value}}`` applied,
-    every value checked as in a config file."""
-    raw = config_to_dict(config)
-    for section, table in (values or {}).items():
-        raw.setdefault(section, {}).update(table)
-    for text in overrides:
-        section, key, value = parse_override(text)
-        raw.setdefault(section, {})[key] = value
-    return config_from_dict(raw, source)
+def read_layers(path: str | os.PathLike[str], _seen: tuple[Path, ...] = ()) -> list[dict[str, Any]]:
+    """The tables of a TOML config file as layers, each applied over the ones before: the layers of
+    its ``base`` file (a path relative to the file) first, then its own. A layer may hold
+    ``system`` (a name, or a list of names, of :data:`msareid.systems.SYSTEMS`), whose settings
+    :mod:`msareid.recipes` applies before the layer's tables."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"config file {path} does not exist (see configs/ for examples)")
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8-sig"))
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
+    base = raw.pop("base", None)
+    if base is None:
+        return [raw]
+    if not isinstance(base, str):
+        raise UserError(f"{path}: base must be the path of a config file, e.g. base = \"sysu.toml\"")
+    parent = (p.parent / base).resolve()
+    if parent in _seen or parent == p.resolve():
+        raise UserError(f"{path}: base = {base!r} includes itself")
+    return [*read_layers(parent, (*_seen, p.resolve())), raw]
 
 
-def load_config(path: str | os.PathLike[str] | None, overrides: list[str] = ()) -> Config:
-    """Read a TOML config (or the defaults when ``path`` is None) and apply ``--set`` overrides."""
-    raw: dict[str, Any] = {}
-    source = "defaults"
-    if path is not None:
-        source = str(path)
-        if not Path(path).is_file():
-            raise UserError(f"config file {path} does not exist (see configs/ for examples)")
-        try:
-            raw = tomllib.loads(Path(path).read_text(encoding="utf-8-sig"))
-        except tomllib.TOMLDecodeError as exc:
-            raise UserError(f"{path} is not valid TOML: {exc}") from None
-        except UnicodeDecodeError as exc:
-            raise UserError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
-    for text in overrides:
-        section, key, value = parse_override(text)
-        table = raw.setdefault(section, {})
-        if isinstance(table, dict):
-            table[key] = value
-    return config_from_dict(raw, source)
+def merge(raw: dict[str, Any], layer: dict[str, Any]) -> dict[str, Any]:
+    """``raw`` with the tables of ``layer`` applied key by key (a non-table entry replaces)."""
+    out = {name: dict(values) if isinstance(values, dict) else values for name, values in raw.items()}
+    for name, values in layer.items():
+        if isinstance(values, dict) and isinstance(out.get(name), dict):
+            out[name].update(values)
+        else:
+            out[name] = dict(values) if isinstance(values, dict) else values
+    return out
 
 
 def _toml_value(value: Any) -> str:

@@ -29,10 +29,11 @@ from typing import Any
 
 from msareid.ablation.rows import Row, slug
 from msareid.ablation.stats import METRICS, markdown, summarise
-from msareid.config import Config, EvalConfig, config_from_dict, config_to_dict, dump_toml, load_config
+from msareid.config import Config, EvalConfig, config_from_dict, config_to_dict, dump_toml
 from msareid.errors import UserError, warn
 from msareid.fileio import atomic_path, write_text
 from msareid.locks import exclusive
+from msareid.recipes import checked, load_config
 from msareid.systems import row_keys
 from msareid.threads import ENV as THREADS_ENV
 from msareid.threads import available_cores
@@ -96,9 +97,9 @@ def plan(base: Config, rows: list[Row], seeds: list[int], out: Path, epochs: int
             try:
                 resolved = _apply(raw, settings)
                 if epochs is not None:
-                    resolved = scale_schedule(config_to_dict(config_from_dict(resolved, f"row {row.name!r}")),
+                    resolved = scale_schedule(config_to_dict(checked(resolved, f"row {row.name!r}")),
                                               epochs)
-                config = config_from_dict(resolved, f"row {row.name!r}")
+                config = checked(resolved, f"row {row.name!r}")
             except UserError as exc:  # name the row the user typed, not a config key alone
                 raise UserError(f"row {row.name!r} (--row or --rows): {exc}") from None
             runs.append(PlannedRun(row, seed, config, out / "runs" / slug(row.name) / f"seed{seed}"))

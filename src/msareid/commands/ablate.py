@@ -133,7 +133,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
 
     from msareid.ablation.rows import resolve_rows
     from msareid.ablation.runner import describe, plan, run_ablation, visible_gpus
-    from msareid.config import load_config
+    from msareid.recipes import load_config
 
     base = load_config(args.config, args.set)
     only = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else None

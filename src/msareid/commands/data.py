@@ -54,16 +54,17 @@ def cmd_preview(args: argparse.Namespace) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    from msareid.config import dump_toml, load_config
+    from msareid.config import dump_toml
+    from msareid.recipes import load_config
 
     print(dump_toml(load_config(args.config, args.set)), end="")
     return 0
 
 
 def cmd_cache(args: argparse.Namespace) -> int:
-    from msareid.config import load_config
     from msareid.data.cache import ImageCache, default_cache_dir
     from msareid.data.datasets import open_dataset
+    from msareid.recipes import load_config
 
     cfg = load_config(args.config, args.set)
     rgb, ir = open_dataset(cfg.data.name, cfg.data.root, cfg.data.trial).train()

@@ -14,9 +14,10 @@ import dataclasses
 import json
 import typing
 
-from msareid.config import EvalConfig, choices_of
+from msareid.config import EvalConfig
 from msareid.data.datasets import dataset_names
 from msareid.errors import UserError
+from msareid.recipes import choices_of
 
 
 def _protocol_fields() -> list[dataclasses.Field]:
@@ -63,7 +64,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def protocol_of(args: argparse.Namespace, base: EvalConfig) -> EvalConfig:
     """``base`` with ``--set eval.*`` and the protocol options given on the command line."""
-    from msareid.config import Config, with_overrides
+    from msareid.config import Config
+    from msareid.recipes import with_overrides
 
     bad = [t for t in args.set if not t.strip().startswith("eval.")]
     if bad:

@@ -7,10 +7,11 @@ import json
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
-    from msareid.config import config_to_dict, load_config
+    from msareid.config import config_to_dict
     from msareid.data.datasets import reader_class
     from msareid.errors import UserError
     from msareid.models.profile import PAPER, profile_model
+    from msareid.recipes import load_config
     from msareid.systems import describe, describe_pieces
 
     cfg = load_config(args.config, [*args.set, "model.pretrained=none"])

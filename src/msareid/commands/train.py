@@ -16,9 +16,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from msareid.config import config_from_dict, load_config, with_overrides
+    from msareid.config import config_from_dict
     from msareid.engine import train
     from msareid.errors import UserError
+    from msareid.recipes import load_config, with_overrides
     from msareid.training.checkpoint import load_checkpoint
 
     if bool(args.out) == bool(args.resume):

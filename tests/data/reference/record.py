@@ -44,9 +44,9 @@ def legacy_expectations(root: Path, tmp: Path) -> dict:
     """Evaluating ``legacy.pt`` on the synthetic set, and its weights after one more epoch."""
     import dataclasses
 
-    from msareid.config import with_overrides
     from msareid.engine import train
     from msareid.inference import evaluate_checkpoint
+    from msareid.recipes import with_overrides
     from msareid.systems.network import load_trained
 
     figures, _ = evaluate_checkpoint(runs.HERE / "legacy.pt", lambda e: dataclasses.replace(e, trials=2),

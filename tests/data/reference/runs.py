@@ -75,8 +75,8 @@ def overrides(name: str, root: Path, cache: Path) -> list[str]:
 
 def train_run(name: str, root: Path, out: Path) -> dict[str, torch.Tensor]:
     """Train reference run ``name`` into ``out``; its final model state."""
-    from msareid.config import load_config
     from msareid.engine import train
+    from msareid.recipes import load_config
 
     config = load_config(HERE.parents[2] / "configs" / "tiny.toml", overrides(name, root, out / "cache"))
     train(config, out / "run", progress=False)

@@ -61,8 +61,7 @@ sys.exit(code)
 def _extract(run: Path, images: int, reuse: bool) -> float:
     from msareid.allocator import reuse_freed_memory
     from msareid.data.cache import ImageCache
-    from msareid.inference import extract
-    from msareid.systems.network import load_trained
+    from msareid.inference import extract, load_trained
 
     if reuse:
         reuse_freed_memory()  # as msareid extract / evaluate do

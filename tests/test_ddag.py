@@ -285,7 +285,7 @@ def test_ddag_trains_evaluates_and_reports_the_part_feature(synth_sysu: Path, tm
     # ONNX: the two-stream graph gains the 'part' output, equal to PyTorch's; no graph attention in it
     import onnxruntime
 
-    from msareid.systems.network import load_trained
+    from msareid.inference import load_trained
 
     assert main(["export", "--checkpoint", str(run / "last.pt"), "--format", "onnx", "--out",
                  str(tmp_path / "m.onnx")]) == 0

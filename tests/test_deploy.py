@@ -168,7 +168,7 @@ def test_search_bad_inputs_exit_2(tiny_checkpoint: Path, synth_sysu: Path, tmp_p
 def test_onnx_export_matches_pytorch(tiny_checkpoint: Path, tmp_path: Path) -> None:
     import onnxruntime
 
-    from msareid.systems.network import load_trained
+    from msareid.inference import load_trained
 
     assert main(["export", "--checkpoint", str(tiny_checkpoint), "--format", "onnx", "--out",
                  str(tmp_path / "m.onnx")]) == 0

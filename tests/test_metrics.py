@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from msareid.eval.metrics import evaluate_distance, evaluate_features
-from msareid.eval.rules import RankingRules
+from msareid.rules import RankingRules
 
 SYSU = RankingRules("sysu", cmc="identity", excluded_cameras=((3, 2),))
 

@@ -61,9 +61,8 @@ def test_training_gives_the_recorded_weights(name: str, reference_data: Path, tm
 
 def test_an_older_checkpoint_loads_evaluates_and_resumes(micro: None, reference_data: Path, tmp_path: Path) -> None:
     from msareid.engine import train
-    from msareid.inference import evaluate_checkpoint
+    from msareid.inference import evaluate_checkpoint, load_trained
     from msareid.recipes import with_overrides
-    from msareid.systems.network import load_trained
 
     expected = json.loads((REFERENCE / "legacy.json").read_text())
     recorded = json.loads((REFERENCE / "weights.json").read_text())["platform"]

@@ -15,7 +15,7 @@ from msareid.commands import profile as profile_cmd
 from msareid.commands import report as report_cmd
 from msareid.commands import train as train_cmd
 from msareid.data.datasets import DATASETS, dataset_names, synthetic_names
-from msareid.errors import DeviceError, UserError
+from msareid.errors import user_message
 
 
 def class_counts() -> str:
@@ -112,16 +112,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _os_error(exc: OSError) -> str:
-    """One line for a file-system error: what failed, on which path, and what to do."""
-    where = f" {exc.filename}" if exc.filename else ""
-    reason = exc.strerror or str(exc) or exc.__class__.__name__
-    hint = {28: "free some space or write elsewhere", 30: "write to a folder you can write to",
-            13: "check the permissions or choose another path", 21: "give a file path, not a folder",
-            20: "a part of the path is a file, not a folder"}.get(exc.errno or 0, "check the path")
-    return f"cannot use{where}: {reason} ({hint})"
-
-
 def _cpu_option(args: argparse.Namespace) -> str:
     """How to run the command in use on the CPU, with an option it accepts."""
     if hasattr(args, "device"):
@@ -129,20 +119,6 @@ def _cpu_option(args: argparse.Namespace) -> str:
     if hasattr(args, "set") and args.command != "evaluate":
         return "--set train.device=cpu"
     return "CUDA_VISIBLE_DEVICES= (no GPU)"
-
-
-def _device_failure(exc: BaseException, args: argparse.Namespace) -> str | None:
-    """One line for an error of the GPU itself (out of memory, a CUDA error), or None for any other."""
-    torch = sys.modules.get("torch")
-    if torch is None:
-        return None
-    kinds = tuple(k for k in (getattr(torch, "OutOfMemoryError", None), getattr(torch, "AcceleratorError", None))
-                  if isinstance(k, type))
-    if not kinds or not isinstance(exc, kinds):
-        return None
-    first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0][:160]
-    what = "the GPU ran out of memory" if "out of memory" in str(exc).lower() else "the GPU failed"
-    return f"{what} ({first}); free GPU memory, use smaller batches, or run on the CPU with {_cpu_option(args)}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -162,19 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"msareid {args.command}: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:
-        device = _device_failure(exc, args)
-        if debug or not (device or isinstance(exc, (UserError, OSError, UnicodeDecodeError))):
+        message = user_message(exc, _cpu_option(args))
+        if debug or message is None:
             raise
-        if device:
-            message = device
-        elif isinstance(exc, DeviceError):
-            message = f"{exc.reason}; run on the CPU with {_cpu_option(args)}"
-        elif isinstance(exc, UserError):
-            message = str(exc)
-        elif isinstance(exc, UnicodeDecodeError):
-            message = (f"a text file is not UTF-8 ({exc.reason} at byte {exc.start}); save it as UTF-8 "
-                       "(paths and values in configs, manifests and split files)")
-        else:
-            message = _os_error(exc)
         print(f"msareid {args.command}: error: {message}", file=sys.stderr)
         return 2

@@ -10,8 +10,8 @@ from torch import nn
 
 from msareid.errors import UserError
 from msareid.fileio import atomic_path
+from msareid.inference import load_trained
 from msareid.models.embedding import Embeddings
-from msareid.systems.network import load_trained
 
 
 def _outputs(out: Embeddings) -> tuple[torch.Tensor, ...]:

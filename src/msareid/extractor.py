@@ -13,8 +13,7 @@ from PIL import Image
 from msareid import threads
 from msareid.data.cache import fit_image, load_image
 from msareid.errors import UserError
-from msareid.inference import extract
-from msareid.systems.network import load_trained
+from msareid.inference import extract, load_trained
 from msareid.training.distributed import resolve_device
 
 ImageLike = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from msareid.config import Config, EvalConfig
+from msareid.config import Config, EvalConfig, config_from_dict
 from msareid.data.base import TestSettings
 from msareid.data.cache import ImageCache, default_cache_dir
 from msareid.data.datasets import open_dataset
@@ -25,6 +25,8 @@ from msareid.eval.protocols import EvalResult
 from msareid.models import MSANet
 from msareid.models.embedding import Embeddings
 from msareid.systems import SYSTEMS
+from msareid.systems.network import build_model
+from msareid.training.checkpoint import load_checkpoint
 
 
 @dataclass(frozen=True)
@@ -146,8 +148,11 @@ def headline_feature(model: MSANet) -> str:
     return model.embed.test_feature
 
 
-FEATURE_TITLES = {"bnneck": "BNNeck feature", "pooled": "pooled feature",
-                  **{k: v for s in SYSTEMS.values() for k, v in s.feature_titles.items()}}
+def feature_title(name: str) -> str:
+    """How results name a feature: F's own, or as the system whose head gives it names it."""
+    titles = {"bnneck": "BNNeck feature", "pooled": "pooled feature",
+              **{k: v for s in SYSTEMS.values() for k, v in s.feature_titles.items()}}
+    return titles.get(name, f"{name} feature")
 
 
 def evaluate_checkpoint(path: str | os.PathLike[str], protocol: Callable[[EvalConfig], EvalConfig],
@@ -155,8 +160,6 @@ def evaluate_checkpoint(path: str | os.PathLike[str], protocol: Callable[[EvalCo
                         progress: bool = False) -> tuple[dict[str, Any], str]:
     """``msareid evaluate --checkpoint``: the model of ``path`` on its own dataset (or ``dataset`` at
     ``root``) under ``protocol(run's [eval])``. Returns the JSON object and the readable tables."""
-    from msareid.systems.network import load_trained
-
     model, config, _ = load_trained(path, device)
     root = root or config.data.root
     if not root:
@@ -178,5 +181,18 @@ def results_json(results: dict[str, EvalResult], checkpoint: str) -> dict[str, A
 def results_text(results: dict[str, EvalResult]) -> str:
     """The readable tables of ``msareid evaluate``, the headline feature's first."""
     first = next(iter(results))
-    return "\n".join(f"{FEATURE_TITLES[n]}{' (headline)' if n == first else ''}:\n{r.table()}"
+    return "\n".join(f"{feature_title(n)}{' (headline)' if n == first else ''}:\n{r.table()}"
                      for n, r in results.items())
+
+
+def load_trained(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[MSANet, Config, dict]:
+    """A trained network (eval mode), its config and the checkpoint dict, from a checkpoint file."""
+    state = load_checkpoint(path)
+    config = config_from_dict(state["config"], source=f"{path} (config)")
+    config = dataclasses.replace(config, model=dataclasses.replace(config.model, pretrained="none"))
+    model = build_model(config, int(state["num_classes"]))
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        raise UserError(f"checkpoint {path} does not match its own config ({str(exc).splitlines()[0]})") from None
+    return model.to(device).eval(), config, state

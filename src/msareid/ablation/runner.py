@@ -1,9 +1,9 @@
 """Run an ablation: every (row, seed) an ordinary run folder ``OUT/runs/<row>/seed<S>``, trained
-by ``msareid train`` in a child process and evaluated by ``msareid evaluate --checkpoint`` with
-the run's own protocol, then ``OUT/ablation.json`` and ``OUT/ablation.md``.
+in a child process (:mod:`msareid.ablation.job`, what ``msareid train`` and ``msareid evaluate
+--checkpoint`` do) with the run's own protocol, then ``OUT/ablation.json`` and ``OUT/ablation.md``.
 
-Resumable: a run with its ``eval.json`` is skipped, a run with a ``last.pt`` continues with
-``train --resume`` (exactly as an uninterrupted run), a run folder killed before its first
+Resumable: a run with its ``eval.json`` is skipped, a run with a ``last.pt`` continues as
+``train --resume`` does (exactly as an uninterrupted run), a run folder killed before its first
 checkpoint starts again from nothing. Runs go ``jobs`` at a time, each with its share of the cores
 (``$MSAREID_THREADS``), so jobs x threads never exceeds the cores.
 """
@@ -295,14 +295,14 @@ def visible_gpus(requested: str | None = None) -> list[str]:
     return [str(i) for i in range(torch.cuda.device_count())]
 
 
-def _child(commands: list[list[str]], log: Path, threads: int, gpu: str | None = None) -> None:
-    """Run ``msareid`` command lines in one child process with ``threads`` torch threads (and only
-    ``gpu`` visible, when given)."""
+def _child(steps: list[dict[str, Any]], log: Path, threads: int, gpu: str | None = None) -> None:
+    """Run the steps of a run (:mod:`msareid.ablation.job`) in one child process with ``threads``
+    torch threads (and only ``gpu`` visible, when given)."""
     env = {**os.environ, THREADS_ENV: str(threads), "OMP_NUM_THREADS": str(threads)}
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = gpu
     with open(log, "a") as fh:
-        proc = subprocess.run([sys.executable, "-m", "msareid.ablation.job", json.dumps(commands)], stdout=fh,
+        proc = subprocess.run([sys.executable, "-m", "msareid.ablation.job", json.dumps(steps)], stdout=fh,
                               stderr=subprocess.STDOUT, env=env,
                               preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
     if proc.returncode != 0:
@@ -322,18 +322,16 @@ def execute(run: PlannedRun, threads: int, gpu: str | None = None) -> dict[str, 
     elif state == "new" and run.folder.exists():
         shutil.rmtree(run.folder)  # killed before its first checkpoint: it holds no checkpoint
     run.folder.mkdir(parents=True, exist_ok=True)
-    commands: list[list[str]] = []
+    steps: list[dict[str, Any]] = []
     if state == "new":
         planned = write_text(run.folder / "planned.toml", dump_toml(run.config))
-        commands.append(["train", "--config", str(planned), "--out", str(run.folder), "--no-progress"])
+        steps.append({"train": str(planned), "out": str(run.folder)})
     elif state == "resume":
         (run.folder / "eval.json").unlink(missing_ok=True)  # it describes fewer epochs, if any
-        commands.append(["train", "--resume", str(run.folder), "--set", f"train.epochs={run.config.train.epochs}",
-                         "--no-progress"])
+        steps.append({"resume": str(run.folder), "epochs": run.config.train.epochs})
     if state != "done":
-        commands.append(["evaluate", "--checkpoint", str(run.folder / "last.pt"), "--out",
-                         str(run.folder / "eval.json"), "--json"])
-        _child(commands, run.folder / "ablate.log", threads, gpu)
+        steps.append({"evaluate": str(run.folder / "last.pt"), "out": str(run.folder / "eval.json")})
+        _child(steps, run.folder / "ablate.log", threads, gpu)
     result = _read_eval(run.folder)
     if result is None:
         raise UserError(f"{run.folder / 'eval.json'} is missing or lacks {', '.join(METRICS)}")

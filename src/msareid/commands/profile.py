@@ -10,9 +10,9 @@ def cmd_profile(args: argparse.Namespace) -> int:
     from msareid.config import config_to_dict
     from msareid.data.datasets import reader_class
     from msareid.errors import UserError
-    from msareid.models.profile import PAPER, profile_model
     from msareid.recipes import load_config
     from msareid.systems import describe, describe_pieces
+    from msareid.systems.profile import PAPER, profile_model
 
     cfg = load_config(args.config, [*args.set, "model.pretrained=none"])
     num_classes = args.num_classes or reader_class(cfg.data.name).num_classes

@@ -5,7 +5,7 @@ A reader is built from a root (and a trial, for datasets split in trials) and an
 * :meth:`DatasetReader.train`: the RGB and IR training records;
 * :meth:`DatasetReader.test_runs`: the test runs of a protocol, one query and one gallery a trial
   and direction, exactly as the dataset's reference code builds them;
-* :attr:`DatasetReader.rules`: how a ranking is scored (:class:`~msareid.eval.rules.RankingRules`);
+* :attr:`DatasetReader.rules`: how a ranking is scored (:class:`~msareid.rules.RankingRules`);
 * :meth:`DatasetReader.summary`: the ``check-data`` object;
 * class facts: the image size of its reference code, the evaluation directions, the number of
   training identities of the real dataset, and the synthetic writer of ``msareid synth``.
@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 from msareid.data.records import Record
 from msareid.errors import UserError, warn
-from msareid.eval.rules import STANDARD, RankingRules
+from msareid.rules import STANDARD, RankingRules
 
 
 @dataclass(frozen=True)

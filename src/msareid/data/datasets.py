@@ -14,7 +14,7 @@ from msareid.data.manifest import Manifest
 from msareid.data.regdb import RegDB
 from msareid.data.sysu import SysuMM01
 from msareid.errors import UserError
-from msareid.eval.rules import RankingRules
+from msareid.rules import RankingRules
 
 DATASETS: dict[str, type[DatasetReader]] = {
     "sysu": SysuMM01,

@@ -48,7 +48,7 @@ from msareid.data.base import (
 )
 from msareid.data.records import Modality, Record, count_ids
 from msareid.errors import UserError, warn
-from msareid.eval.rules import RankingRules
+from msareid.rules import RankingRules
 
 VIS_CAMERAS = tuple(range(1, 10))
 NIR_CAMERAS = (1, 2, 4, 5, 6, 7, 8, 9)

@@ -11,7 +11,7 @@ Columns (a header row is required, extra columns are ignored)::
 ``modality`` is ``rgb`` or ``ir``; ``split`` is ``train``, ``query`` or ``gallery``.
 
 Its test is one run, the query rows against the gallery rows, scored with the standard rules
-(:data:`~msareid.eval.rules.STANDARD`: standard CMC, nothing excluded, cosine similarity).
+(:data:`~msareid.rules.STANDARD`: standard CMC, nothing excluded, cosine similarity).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from typing import Any
 from msareid.data.base import DEFAULT_SETTINGS, DatasetReader, TestRun, TestSettings, verify_images
 from msareid.data.records import Modality, Record, count_ids
 from msareid.errors import UserError, warn
-from msareid.eval.rules import STANDARD
 from msareid.fileio import atomic_path
+from msareid.rules import STANDARD
 
 COLUMNS = ("path", "pid", "camera", "modality", "split")
 MANIFEST_SPLITS = ("train", "query", "gallery")

@@ -15,7 +15,7 @@ from typing import Any
 from msareid.data.base import DEFAULT_SETTINGS, DatasetReader, TestRun, TestSettings, check_label_list, verify_images
 from msareid.data.records import Modality, Record, count_ids
 from msareid.errors import UserError, warn
-from msareid.eval.rules import RankingRules
+from msareid.rules import RankingRules
 
 TRIALS = tuple(range(1, 11))
 DIRECTIONS = ("visible-to-thermal", "thermal-to-visible")

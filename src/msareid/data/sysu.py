@@ -24,7 +24,7 @@ from msareid.data.base import DEFAULT_SETTINGS, DatasetReader, TestRun, TestSett
 from msareid.data.records import Modality, Record, count_ids
 from msareid.data.sysu_official import RandPerm
 from msareid.errors import UserError, warn
-from msareid.eval.rules import RankingRules
+from msareid.rules import RankingRules
 
 RGB_CAMERAS = (1, 2, 4, 5)
 IR_CAMERAS = (3, 6)

@@ -18,7 +18,7 @@ from msareid.errors import UserError
 from msareid.eval.metrics import RankingMetrics, evaluate_distance, evaluate_features, l2_normalize
 from msareid.eval.protocols import EvalResult
 from msareid.eval.rerank import k_reciprocal_rerank
-from msareid.eval.rules import RankingRules
+from msareid.rules import RankingRules
 
 
 @dataclass(frozen=True)

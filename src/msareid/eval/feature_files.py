@@ -17,7 +17,7 @@ from msareid.eval.driver import Rerank, rank_and_score
 from msareid.eval.gallery import mmap_member
 from msareid.eval.metrics import RankingMetrics, evaluate_features
 from msareid.eval.protocols import EvalResult
-from msareid.eval.rules import RankingRules
+from msareid.rules import RankingRules
 
 
 class EvalConfigLike(Protocol):

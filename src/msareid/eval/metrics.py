@@ -4,7 +4,7 @@ Rules (identical to the reference evaluation code, see DESIGN.md "Metrics"):
 
 * the gallery is ranked by similarity, descending (cosine on L2-normalised features, or negative
   Euclidean distance); ties keep gallery order (stable sort);
-* the benchmark's exclusions (:class:`~msareid.eval.rules.RankingRules`): for every pair (a, b) of
+* the benchmark's exclusions (:class:`~msareid.rules.RankingRules`): for every pair (a, b) of
   ``excluded_cameras`` a query from camera ``a`` loses the gallery images of camera ``b``
   (SYSU-MM01: (3, 2), same location); with ``same_camera_same_id`` a query loses the images of its
   own identity and camera (LLCM);
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from msareid.eval.rules import METRICS, STANDARD, RankingRules
+from msareid.rules import METRICS, STANDARD, RankingRules
 
 
 @dataclass(frozen=True)

@@ -20,11 +20,17 @@ from msareid.data.datasets import open_dataset
 from msareid.data.records import Record
 from msareid.errors import UserError
 from msareid.fileio import save_json, write_text
-from msareid.inference import FEATURE_TITLES, evaluate_model, extract_records, headline_feature, results_json
+from msareid.inference import (
+    evaluate_model,
+    extract_records,
+    feature_title,
+    headline_feature,
+    load_trained,
+    results_json,
+)
 from msareid.report import figures
 from msareid.report.plots import cmc_plot, eval_curves, training_curves
 from msareid.systems import describe
-from msareid.systems.network import load_trained
 from msareid.training.logs import best_evaluation, read_metrics
 
 KEYS = (("rank1", "Rank-1"), ("rank10", "Rank-10"), ("rank20", "Rank-20"), ("mAP", "mAP"), ("mINP", "mINP"))
@@ -136,7 +142,7 @@ def _html(views: list[RunView], cmc: Path, curves: Path, out: Path, during: Path
         best = best_evaluation(v.folder, r["protocol"], r["epochs"])
         best_cells = (f"{100 * best['rank1']:.2f} / {100 * best['mAP']:.2f} (epoch {best['epoch']})" if best else "-")
         feature = r.get("feature", "bnneck")
-        label = describe(v.config) + (f", {FEATURE_TITLES.get(feature, feature)}" if feature != "bnneck" else "")
+        label = describe(v.config) + (f", {feature_title(feature)}" if feature != "bnneck" else "")
         label += f" ({r['protocol']})" if mixed else ""
         rows.append(f"<tr><td>{html.escape(v.name)}</td><td>{html.escape(label)}</td>{cells}"
                     f"<td>{pooled_cells}</td><td>{r['epochs']}</td><td>{best_cells}</td></tr>")

@@ -1,16 +1,12 @@
-"""Building the network a config describes (F, ISA, and each system's pieces), and loading a
-trained one from its checkpoint. The constructors of the networks take typed arguments; this is
-where a whole :class:`~msareid.config.Config` meets them."""
+"""Building the network a config describes (F, ISA, and each system's pieces). The constructors of
+the networks take typed arguments; this is where a whole :class:`~msareid.config.Config` meets
+them. (Loading a trained network from a checkpoint is :func:`msareid.inference.load_trained`.)"""
 
 from __future__ import annotations
 
-import dataclasses
-import os
-
-import torch
 from torch import nn
 
-from msareid.config import Config, config_from_dict
+from msareid.config import Config
 from msareid.errors import UserError
 from msareid.models.embedding import EmbeddingNet
 from msareid.models.msa import MSANet
@@ -54,18 +50,3 @@ def initial_state(net: MSANet) -> dict[str, float]:
 def next_state(state: dict[str, float], epoch_means: dict[str, float]) -> dict[str, float]:
     """The systems' per-epoch numbers for the next epoch."""
     return {k: v for s in SYSTEMS.values() for k, v in s.end_epoch(state, epoch_means).items()}
-
-
-def load_trained(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[MSANet, Config, dict]:
-    """A trained network (eval mode), its config and the checkpoint dict, from a checkpoint file."""
-    from msareid.training.checkpoint import load_checkpoint
-
-    state = load_checkpoint(path)
-    config = config_from_dict(state["config"], source=f"{path} (config)")
-    config = dataclasses.replace(config, model=dataclasses.replace(config.model, pretrained="none"))
-    model = build_model(config, int(state["num_classes"]))
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as exc:
-        raise UserError(f"checkpoint {path} does not match its own config ({str(exc).splitlines()[0]})") from None
-    return model.to(device).eval(), config, state

@@ -45,9 +45,8 @@ def legacy_expectations(root: Path, tmp: Path) -> dict:
     import dataclasses
 
     from msareid.engine import train
-    from msareid.inference import evaluate_checkpoint
+    from msareid.inference import evaluate_checkpoint, load_trained
     from msareid.recipes import with_overrides
-    from msareid.systems.network import load_trained
 
     figures, _ = evaluate_checkpoint(runs.HERE / "legacy.pt", lambda e: dataclasses.replace(e, trials=2),
                                      root=str(root))

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# MSA against the baseline on three kinds of IR camera (README, "Evidence: MSA against the
+# MSA against the baseline on three kinds of IR camera (docs/evidence.md, "Evidence: MSA against the
 # baseline"): the study design of bench/study.sh (200 ids, configs/tiny.toml, 40 epochs, 64x32
 # from scratch, seeds 0-4, today's defaults) on
 #   --camera nir      synthetic SYSU-MM01, near-infrared IR cameras (the files of bench/study.sh)

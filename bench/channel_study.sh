@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Channel augmentation (CAJ) with and without MSA on synthetic data (README, "Evidence: channel
-# augmentation"): B, B+CA, MSA and MSA+CA with the same seeds on the synthetic SYSU-MM01 of
+# Channel augmentation (CAJ) with and without MSA on synthetic data (docs/evidence.md,
+# "Evidence: channel augmentation, with and without MSA"): B, B+CA, MSA and MSA+CA with the same seeds on the synthetic SYSU-MM01 of
 # bench/study.sh (200 ids, near-infrared IR cameras), configs/tiny.toml's backbone and size (the
 # tiny CNN at 64x32, from scratch), every row's schedule scaled to the same number of epochs.
 #   bash bench/channel_study.sh OUT [--device cpu|cuda] [--jobs N] [--seeds 0,1,2,3,4] [--epochs 20] [--collect]

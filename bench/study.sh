@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The evidence study behind the README's "Decisions, with evidence": Table 4's rows and the open
+# The evidence study behind docs/evidence.md, "Decisions, with evidence": Table 4's rows and the open
 # choices of the paper (ISA initialisation, ISA pixel space, random erasing before or after ISA),
 # every row with the same seeds, on a synthetic SYSU-MM01 (200 ids, near-infrared IR cameras)
 # with configs/tiny.toml (40 epochs) and identity-initialised ISA (the default when the study

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The paper's Table 3 on synthetic data (README, "Evidence: Table 3"): B, AGW and MSA(AGW) with the
+# The paper's Table 3 on synthetic data (docs/evidence.md,
+# "Evidence: the paper's Table 3 (AGW, DDAG, and MSA on AGW's network)"): B, AGW and MSA(AGW) with the
 # same seeds on the synthetic SYSU-MM01 of bench/study.sh (200 ids, near-infrared IR cameras),
 # configs/tiny.toml's backbone and size (the tiny CNN at 64x32, from scratch), every row's own
 # recipe scaled to the same number of epochs (ablate --epochs), evaluated every 2 epochs so that

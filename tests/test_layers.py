@@ -147,7 +147,7 @@ def test_no_dataset_is_chosen_by_name_outside_its_reader() -> None:
 
 def test_a_dataset_is_one_reader_and_one_entry(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                                capsys: pytest.CaptureFixture, synth_regdb: Path) -> None:
-    """The README's walkthrough: a reader class plus an entry in DATASETS, and the command line,
+    """docs/design.md's walkthrough ("A dataset"): a reader class plus an entry in DATASETS, and the command line,
     the config and evaluation know the new name."""
     from msareid.cli import main
     from msareid.data.datasets import DATASETS

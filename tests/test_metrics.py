@@ -17,7 +17,7 @@ def _sysu(max_rank: int) -> RankingRules:
 
 
 def naive(dist, q_pids, q_cams, g_pids, g_cams, cmc_mode="sysu", rules=(), max_rank=20, own_camera=False):
-    """DESIGN.md "Metrics" (and the LLCM rule with ``own_camera``), literally, one query at a time."""
+    """docs/datasets.md, "Evaluation rules" (and the LLCM rule with ``own_camera``), literally, one query at a time."""
     cmcs, aps, inps = [], [], []
     for i in range(len(q_pids)):
         order = sorted(range(len(g_pids)), key=lambda j: (dist[i][j], j))  # stable: ties by index

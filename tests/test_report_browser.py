@@ -1,6 +1,6 @@
 """The reports as web pages: opened in a real headless browser (Chromium), every image loads and no
 script or resource error is raised. ``.ci/run`` installs Debian's chromium; where no Chromium is
-installed these tests are skipped, saying so."""
+installed these tests are skipped, saying so. The documentation site opens the same way."""
 
 from __future__ import annotations
 
@@ -69,3 +69,17 @@ def test_run_and_ablation_reports_load_in_a_browser(tiny_checkpoint: Path, tmp_p
     page = (tmp_path / "ab" / "report.html").read_text()
     (tmp_path / "ab" / "broken.html").write_text(page.replace("ablation.png", "missing.png"))
     assert _open_in_browser(tmp_path / "ab" / "broken.html")["broken"]
+
+
+def test_the_documentation_site_opens_in_a_browser(tmp_path: Path) -> None:
+    """The site that `make test` builds: its index loads offline with every picture and no error."""
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    built = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+                           cwd=repo, capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr[-2000:]
+    shown = _open_in_browser(tmp_path / "site" / "index.html")
+    assert shown["images"] >= 3 and shown["broken"] == [] and shown["errors"] == []
+    design = _open_in_browser(tmp_path / "site" / "design.html")
+    assert design["broken"] == [] and design["errors"] == []

@@ -155,7 +155,7 @@ def test_flip_averages_both_views_in_eval_mode() -> None:
 def test_the_tiny_config_learns_cross_modality_matching(tmp_path: Path) -> None:
     """A learning test: 30 short epochs of configs/tiny.toml on a small synthetic set make IR -> RGB
     retrieval of the training identities far better than raw pixels. (Generalisation to unseen
-    identities takes longer training: the README's study measures it.)"""
+    identities takes longer training: docs/evidence.md's study measures it.)"""
     from msareid.data.cache import ImageCache
     from msareid.data.records import arrays_of
     from msareid.data.synthetic import SysuSpec, write_sysu

@@ -1,7 +1,7 @@
 """The one mapping from dataset name to reader; every list of names in the tool comes from here.
 
 To add a dataset: write its reader module (a :class:`~msareid.data.base.DatasetReader`) and add
-one entry below (see the README, "Extending msareid").
+one entry below (docs/design.md, "A dataset").
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Ranking metrics of cross-modality re-identification, vectorised over queries and chunked.
 
-Rules (identical to the reference evaluation code, see DESIGN.md "Metrics"):
+Rules (identical to the reference evaluation code, see docs/datasets.md, "Evaluation rules"):
 
 * the gallery is ranked by similarity, descending (cosine on L2-normalised features, or negative
   Euclidean distance); ties keep gallery order (stable sort);

@@ -3,7 +3,7 @@ ResNet-18, and a tiny CNN that trains in minutes on a CPU.
 
 Each backbone is one entry of :data:`BACKBONES`: how to make the network (random weights), the
 torchvision weights of its ImageNet training, the prefix of its ImageNet classifier, and how to
-cut the feature-map body out of it. Adding one is adding an entry (README, "Extending msareid").
+cut the feature-map body out of it. Adding one is adding an entry (docs/design.md, "A backbone").
 
 Pretrained ImageNet weights come from torchvision's weights API (``pretrained = "imagenet"``) or a
 local state-dict file (``pretrained = "/path/to/file.pth"``); ``"none"`` starts from random weights.

@@ -18,7 +18,7 @@ class StyleAdapter(nn.Module):
     The paper does not say how ISA starts. ``init = "default"`` keeps PyTorch's random
     initialisation: random colour-mixing filters, so X_a differs from X_s in luminance, contrast and
     tone from the first step (section 4.4's description of the generated images); it is the default
-    because it measured better (README, "Decisions, with evidence"). ``"dirac"`` starts both layers
+    because it measured better (docs/evidence.md, "Decisions, with evidence"). ``"dirac"`` starts both layers
     as identities, so training begins from X_a = X_s inside a one-pixel border.
     """
 

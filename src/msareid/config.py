@@ -57,7 +57,7 @@ class ModelConfig:
     last_stride: int = 1
     r2i: bool = True  # the RGB -> R2I style adapter
     i2r: bool = True  # the IR -> I2R style adapter
-    isa_init: str = "default"  # default (PyTorch's random initialisation) | dirac (identity); docs/evidence.md, "Decisions, with evidence"
+    isa_init: str = "default"  # default (PyTorch init) | dirac (identity); docs/evidence.md, "Decisions, with evidence"
     checkpoint_segments: int = 0  # activation checkpointing of F's backbone in this many segments (0: off)
     isa_space: str = "normalized"  # pixel space of ISA and SSC: normalized (ImageNet) | unit ([0, 1] images)
     # Pieces of the Table 3 systems' networks (msareid.systems): a stem of its own for RGB and for IR,

@@ -195,8 +195,8 @@ def test_agw_schedule_per_epoch_and_per_parameter_group() -> None:
 
 
 def test_table3_rows_resolve_from_either_base_config(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from msareid.ablation.plan import plan
     from msareid.ablation.rows import resolve_rows
-    from msareid.ablation.runner import plan
     from msareid.config import config_to_dict
 
     rows = resolve_rows(["table3"], [])

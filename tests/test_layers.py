@@ -176,3 +176,17 @@ def test_a_dataset_is_one_reader_and_one_entry(monkeypatch: pytest.MonkeyPatch, 
     assert '"rules": "mirror"' in capsys.readouterr().out
     assert main(["synth", "mirror", "--out", str(tmp_path / "m"), "--ids", "4"]) == 0  # inherits RegDB's writer
     assert (tmp_path / "m" / "idx" / "train_visible_1.txt").is_file()
+
+
+def test_no_function_over_60_lines_and_no_module_over_400() -> None:
+    """Small modules, short functions: every function of the package (methods and nested ones
+    included) under 61 lines, every module under 401."""
+    long_functions, long_modules = [], []
+    for path in _modules():
+        source = path.read_text()
+        if len(source.splitlines()) > 400:
+            long_modules.append(f"{path.relative_to(PACKAGE)}: {len(source.splitlines())} lines")
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 60:
+                long_functions.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {node.name}")
+    assert not long_modules and not long_functions, (long_modules, long_functions)

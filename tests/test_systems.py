@@ -11,8 +11,8 @@ import pytest
 import torch
 from torch import nn
 
+from msareid.ablation.plan import plan
 from msareid.ablation.rows import ROW_SETS
-from msareid.ablation.runner import plan
 from msareid.cli import build_parser, main
 from msareid.config import config_to_dict
 from msareid.errors import UserError

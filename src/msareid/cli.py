@@ -29,15 +29,8 @@ def _add_dataset_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trial", type=int, default=1, help="RegDB trial 1..10 (default 1)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of every subcommand."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--debug", action="store_true", help="show tracebacks of errors")
-    parser = argparse.ArgumentParser(prog="msareid", parents=[common],
-                                     description="RGB-infrared person re-identification with MSA.")
-    parser.add_argument("--version", action="version", version=f"msareid {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def _add_data_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """``synth``, ``check-data`` and ``preview``."""
     p = sub.add_parser("synth", parents=[common], help="write a synthetic dataset in the real layout")
     p.add_argument("dataset", choices=synthetic_names())
     p.add_argument("--out", required=True, help="new folder to write")
@@ -62,12 +55,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-modality", type=int, default=4, help="images per modality and identity")
     p.set_defaults(func=data_cmd.cmd_preview)
 
+
+def _add_config_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """``profile``, ``config`` and ``cache``: what a config file describes."""
+    p = sub.add_parser("profile", parents=[common], help="parameters and MACs beside the paper's figures")
+    p.add_argument("--config", help="TOML file (default: built-in defaults)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    p.add_argument("--num-classes", type=int, help=f"classifier size (default: the dataset's, {class_counts()})")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=profile_cmd.cmd_profile)
+
+    p = sub.add_parser("config", parents=[common], help="print the resolved configuration")
+    p.add_argument("--config", help="TOML file (default: built-in defaults)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    p.set_defaults(func=data_cmd.cmd_config)
+
+    p = sub.add_parser("cache", parents=[common], help="decode the training images into the cache")
+    p.add_argument("--config", help="TOML file (default: built-in defaults)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=data_cmd.cmd_cache)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    parser = argparse.ArgumentParser(prog="msareid", parents=[common],
+                                     description="RGB-infrared person re-identification with MSA.")
+    parser.add_argument("--version", action="version", version=f"msareid {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    _add_data_commands(sub, common)
     p = sub.add_parser("train", parents=[common], help="train MSA, the baseline or an ablation")
     train_cmd.add_arguments(p)
     p.set_defaults(func=train_cmd.cmd_train)
 
     p = sub.add_parser("ablate", parents=[common],
-                       help="an ablation: rows (Table 4, Table 5, your own) x seeds, with seed statistics")
+                       help="an ablation: rows (a row set of the paper's tables and figures, or your own) x seeds, "
+                            "with seed statistics")
     ablate_cmd.add_arguments(p)
     p.set_defaults(func=ablate_cmd.cmd_ablate)
 
@@ -92,23 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     report_cmd.add_arguments(p)
     p.set_defaults(func=report_cmd.cmd_report)
 
-    p = sub.add_parser("profile", parents=[common], help="parameters and MACs beside the paper's figures")
-    p.add_argument("--config", help="TOML file (default: built-in defaults)")
-    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
-    p.add_argument("--num-classes", type=int, help=f"classifier size (default: the dataset's, {class_counts()})")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(func=profile_cmd.cmd_profile)
-
-    p = sub.add_parser("config", parents=[common], help="print the resolved configuration")
-    p.add_argument("--config", help="TOML file (default: built-in defaults)")
-    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
-    p.set_defaults(func=data_cmd.cmd_config)
-
-    p = sub.add_parser("cache", parents=[common], help="decode the training images into the cache")
-    p.add_argument("--config", help="TOML file (default: built-in defaults)")
-    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=data_cmd.cmd_cache)
+    _add_config_commands(sub, common)
     return parser
 
 

@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from msareid.ablation.runner import PlannedRun, execute, run_state
+from msareid.ablation.plan import PlannedRun
+from msareid.ablation.runner import execute, run_state
 from msareid.errors import UserError
 from msareid.fileio import write_text
 from msareid.threads import available_cores

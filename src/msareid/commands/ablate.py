@@ -100,7 +100,8 @@ def _on_slurm(args: argparse.Namespace, base: object, rows: list, meta: dict) ->
     """Submit the runs not done nor queued as a job array; with --wait, then write the tables."""
     from pathlib import Path
 
-    from msareid.ablation.runner import prepare, run_ablation
+    from msareid.ablation.plan import prepare
+    from msareid.ablation.runner import run_ablation
     from msareid.ablation.slurm import slurm_ablation
 
     out = Path(args.out)
@@ -131,8 +132,9 @@ def _on_slurm(args: argparse.Namespace, base: object, rows: list, meta: dict) ->
 def cmd_ablate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from msareid.ablation.plan import describe, plan
     from msareid.ablation.rows import resolve_rows
-    from msareid.ablation.runner import describe, plan, run_ablation, visible_gpus
+    from msareid.ablation.runner import run_ablation, visible_gpus
     from msareid.recipes import load_config
 
     base = load_config(args.config, args.set)

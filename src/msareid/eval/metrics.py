@@ -160,21 +160,7 @@ def _rank_chunk(dist: np.ndarray, q_pids: np.ndarray, q_cams: np.ndarray, gal: _
     for q_cam, g_cam in rules.excluded_cameras:
         keys[np.ix_(q_cams == q_cam, gal.cams == g_cam)] = _REMOVED
 
-    # the true matches of every row: the block of the query's identity, without removed images
-    u = np.searchsorted(gal.ids, q_pids).clip(0, len(gal.ids) - 1)
-    present = gal.ids[u] == q_pids
-    lo, hi = np.where(present, gal.starts[u], 0), np.where(present, gal.ends[u], 0)
-    counts = hi - lo
-    rows = np.repeat(np.arange(n_q), counts)
-    cols = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(lo, counts)
-    kept = np.ones(len(rows), dtype=bool)
-    for q_cam, g_cam in rules.excluded_cameras:
-        kept &= ~((q_cams[rows] == q_cam) & (gal.cams[cols] == g_cam))
-    if rules.same_camera_same_id:
-        own = gal.cams[cols] == q_cams[rows]
-        keys[rows[own], cols[own]] = _REMOVED
-        kept &= ~own
-    rows, cols = rows[kept], cols[kept]
+    u, rows, cols = _true_matches(keys, q_pids, q_cams, gal, rules)
     true_keys = keys[rows, cols]
 
     # rank among the kept images: a binary search of each true key in its sorted row
@@ -204,6 +190,28 @@ def _rank_chunk(dist: np.ndarray, q_pids: np.ndarray, q_cams: np.ndarray, gal: _
     if rules.cmc == "identity":  # rank among identities, each at its best-ranked kept image
         first = _identity_rank(keys, u, gal)
     return first, ap, inp, valid
+
+
+def _true_matches(keys: np.ndarray, q_pids: np.ndarray, q_cams: np.ndarray, gal: _Gallery,
+                  rules: RankingRules) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The true matches of every row, as (row, column) pairs: the block of the query's identity
+    without removed images (the images of the query's own camera under ``same_camera_same_id``
+    are also given the removed key in ``keys``); and ``u``, each query's index among the gallery
+    identities."""
+    u = np.searchsorted(gal.ids, q_pids).clip(0, len(gal.ids) - 1)
+    present = gal.ids[u] == q_pids
+    lo, hi = np.where(present, gal.starts[u], 0), np.where(present, gal.ends[u], 0)
+    counts = hi - lo
+    rows = np.repeat(np.arange(len(q_pids)), counts)
+    cols = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(lo, counts)
+    kept = np.ones(len(rows), dtype=bool)
+    for q_cam, g_cam in rules.excluded_cameras:
+        kept &= ~((q_cams[rows] == q_cam) & (gal.cams[cols] == g_cam))
+    if rules.same_camera_same_id:
+        own = gal.cams[cols] == q_cams[rows]
+        keys[rows[own], cols[own]] = _REMOVED
+        kept &= ~own
+    return u, rows[kept], cols[kept]
 
 
 def _identity_rank(keys: np.ndarray, u: np.ndarray, gal: _Gallery) -> np.ndarray:

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from msareid import __version__
+from msareid.argtypes import non_negative_int, positive_int
 from msareid.commands import ablate as ablate_cmd
 from msareid.commands import data as data_cmd
 from msareid.commands import deploy as deploy_cmd
@@ -34,9 +35,9 @@ def _add_data_commands(sub: argparse._SubParsersAction, common: argparse.Argumen
     p = sub.add_parser("synth", parents=[common], help="write a synthetic dataset in the real layout")
     p.add_argument("dataset", choices=synthetic_names())
     p.add_argument("--out", required=True, help="new folder to write")
-    p.add_argument("--ids", type=int, default=40, help="number of identities (default 40)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=1, help="processes that render (default 1)")
+    p.add_argument("--ids", type=positive_int, default=40, help="number of identities (default 40)")
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--workers", type=positive_int, default=1, help="processes that render (default 1)")
     hooks = {DATASETS[name].add_synth_arguments.__func__: DATASETS[name] for name in synthetic_names()}
     for hook, cls in hooks.items():  # each reader's own options once (a subclass may share its parent's)
         hook(cls, p)

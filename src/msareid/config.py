@@ -174,11 +174,19 @@ _CHOICES: dict[str, tuple[Any, ...]] = {
 }
 _POSITIVE = ("data.height", "data.width", "sampler.num_ids", "sampler.num_instances", "model.last_stride",
              "loss.window_size", "loss.sigma", "train.epochs", "train.lr", "train.log_every", "eval.trials",
-             "eval.batch_size", "train.base_lr_factor", "eval.k1", "eval.k2")
-_NON_NEGATIVE = ("model.checkpoint_segments", "model.parts", "train.threads", "train.max_steps_per_epoch",
-                 "train.checkpoint_every", "train.keep_every", "train.momentum", "eval.every", "data.num_workers",
-                 "data.pad")
-_RANGES = {"train.seed": (0, 2**32 - 1), "eval.lambda_value": (0.0, 1.0)}  # NumPy seeds; a mixing weight
+             "eval.batch_size", "train.base_lr_factor", "eval.k1", "eval.k2", "train.lr_decay")
+_NON_NEGATIVE = ("train.weight_decay", "train.warmup_epochs", "train.keep_last", "loss.alpha", "loss.beta",
+                 "loss.gamma", "loss.margin", "model.checkpoint_segments", "model.parts", "train.threads",
+                 "train.max_steps_per_epoch", "train.checkpoint_every", "train.keep_every", "train.momentum",
+                 "eval.every", "data.num_workers", "data.pad")
+_RANGES = {
+    "train.seed": (0, 2**32 - 1),  # NumPy seeds
+    "eval.lambda_value": (0.0, 1.0),  # a mixing weight
+    "data.random_erasing": (0.0, 1.0),  # a probability
+    "data.height": (16, 4096), "data.width": (8, 4096),  # below 16 x 8 no backbone keeps a feature map
+    "data.trial": (1, 10),  # RegDB's ten splits
+    "train.threads": (0, 1024),
+}
 # Keys that moved: configs and checkpoints written before still load.
 _MOVED = {("train", "eval_every"): ("eval", "every")}
 

@@ -58,16 +58,67 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike, opset: in
         import onnx  # noqa: F401  (the exporter needs it)
     except ImportError:
         raise UserError("ONNX export needs the onnx package: pip install 'msareid[export]'") from None
+    low, high = opset_range()
+    if not low <= opset <= high:
+        raise UserError(f"--opset {opset}: expected {low} to {high} (the opsets this exporter writes)")
     model, config, _ = load_trained(checkpoint, "cpu")
-    dummy = torch.zeros(2, 3, config.data.height, config.data.width)
-    inputs, names = (dummy,), ["images"]
+    images = torch.rand(2, 3, config.data.height, config.data.width, generator=torch.Generator().manual_seed(0))
+    inputs, names = (images,), ["images"]
     module: nn.Module = _Embedder(model.embed).eval()
     if model.embed.two_stream:
         module = _TwoStreamEmbedder(model.embed).eval()
-        inputs, names = (dummy, torch.tensor([0, 1])), ["images", "modality"]
+        inputs, names = (images, torch.tensor([0, 1])), ["images", "modality"]
     outputs = output_names(model.embed)
     axes = {name: {0: "batch"} for name in (*names, *outputs)}
     with atomic_path(out) as tmp, torch.no_grad():
-        torch.onnx.export(module, inputs, str(tmp), input_names=names, output_names=outputs,
-                          dynamic_axes=axes, opset_version=opset, dynamo=False)
+        try:
+            torch.onnx.export(module, inputs, str(tmp), input_names=names, output_names=outputs,
+                              dynamic_axes=axes, opset_version=opset, dynamo=False)
+        except (RuntimeError, ValueError, TypeError) as exc:
+            raise UserError(f"ONNX export at opset {opset} failed ({_first_line(exc)}); try the default, "
+                            "--opset 17") from None
+        _verify(tmp, module, inputs, names, outputs, opset)
     return Path(out)
+
+
+def opset_range() -> tuple[int, int]:
+    """The opsets the exporter writes a valid model at: 9 (the first with every operator F uses)
+    up to the TorchScript exporter's newest."""
+    try:
+        from torch.onnx import _constants
+
+        return 9, int(getattr(_constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", _constants.ONNX_MAX_OPSET))
+    except (ImportError, AttributeError):
+        return 9, 20
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [exc.__class__.__name__])[0][:200]
+
+
+def _verify(path: Path, module: nn.Module, inputs: tuple[torch.Tensor, ...], names: list[str], outputs: list[str],
+            opset: int) -> None:
+    """The exported file passes the ONNX checker and, where ONNX Runtime is installed, gives
+    PyTorch's outputs on the example inputs (within 1e-3); else a UserError, and nothing is written."""
+    import onnx
+
+    try:
+        onnx.checker.check_model(str(path))
+    except onnx.checker.ValidationError as exc:
+        raise UserError(f"the model exported at opset {opset} fails the ONNX checker ({_first_line(exc)}); "
+                        "try the default, --opset 17") from None
+    try:
+        import onnxruntime
+    except ImportError:
+        return
+    try:
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        got = session.run(None, {n: x.numpy() for n, x in zip(names, inputs)})
+    except Exception as exc:  # noqa: BLE001 - any runtime failure means an unusable file
+        raise UserError(f"ONNX Runtime cannot run the model exported at opset {opset} ({_first_line(exc)}); "
+                        "try the default, --opset 17") from None
+    for name, mine, theirs in zip(outputs, module(*inputs), got):
+        gap = float((mine - torch.from_numpy(theirs)).abs().max())
+        if not gap <= 1e-3 * max(1.0, float(mine.abs().max())):
+            raise UserError(f"the model exported at opset {opset} differs from PyTorch by {gap:.2e} ({name}); "
+                            "nothing was written; try the default, --opset 17")

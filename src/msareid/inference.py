@@ -110,7 +110,7 @@ def extract_records(model: MSANet, records: list[Record], config: Config, flip: 
 
 def test_settings(config: Config) -> TestSettings:
     """The protocol choices of ``config.eval`` that a dataset reader needs."""
-    return TestSettings(**{k: getattr(config.eval, k) for k in TestSettings.fields()})
+    return TestSettings.of(config.eval)
 
 
 def evaluate_model(model: MSANet, config: Config, dataset: str, root: str | os.PathLike[str],

@@ -35,8 +35,18 @@ def choices_of(key: str) -> tuple[Any, ...] | None:
 
 
 def checked(raw: dict[str, Any], source: str) -> Config:
-    """:func:`msareid.config.config_from_dict` with the registries' names."""
-    return config_from_dict(raw, source, registry_names())
+    """:func:`msareid.config.config_from_dict` with the registries' names, and the protocol checked
+    against the dataset's reader (a direction it has, the official sampler's file), so that a
+    setting evaluation would refuse is refused before anything trains."""
+    from msareid.data.base import TestSettings
+    from msareid.data.datasets import reader_class
+
+    config = config_from_dict(raw, source, registry_names())
+    try:
+        reader_class(config.data.name).check_settings(TestSettings.of(config.eval))
+    except UserError as exc:
+        raise UserError(f"{source}: {exc}") from None
+    return config
 
 
 def _system_settings(names: Any, source: str) -> dict[str, dict[str, Any]]:

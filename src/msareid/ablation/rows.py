@@ -149,8 +149,9 @@ def rows_from_toml(path: str | os.PathLike[str]) -> list[Row]:
 
 
 def resolve_rows(sets: list[str], custom: list[str], only: list[str] | None = None) -> list[Row]:
-    """The rows of ``--rows`` (a set name or a TOML file, each) then ``--row``, optionally
-    restricted to the names in ``only`` (in the given order of rows)."""
+    """The rows of ``--rows`` (a set name or a TOML file, each), restricted to the names in ``only``
+    when given, then every ``--row`` (always kept: a row one writes out is a row one wants). A name
+    in ``only`` that no row has, and an empty ``only``, are refused."""
     rows: list[Row] = []
     for s in sets:
         if s in ROW_SETS:
@@ -159,13 +160,17 @@ def resolve_rows(sets: list[str], custom: list[str], only: list[str] | None = No
             rows.extend(rows_from_toml(s))
         else:
             raise UserError(f"--rows {s!r}: expected one of {', '.join(ROW_SETS)} or a .toml file of rows")
-    rows.extend(parse_row(t) for t in custom)
-    if only:
-        names = {r.name for r in rows}
+    mine = [parse_row(t) for t in custom]
+    if only is not None:
+        if not only:
+            raise UserError("--only: no row named; give the rows to keep, e.g. --only B,MSA")
+        names = {r.name for r in rows + mine}
         missing = [n for n in only if n not in names]
         if missing:
-            raise UserError(f"--only {', '.join(missing)}: no such row; rows: {', '.join(r.name for r in rows)}")
+            raise UserError(f"--only {', '.join(missing)}: no such row; rows: "
+                            f"{', '.join(r.name for r in rows + mine)}")
         rows = [r for r in rows if r.name in only]
+    rows.extend(mine)
     if not rows:
         raise UserError(f"no rows: give --rows {'|'.join(ROW_SETS)}|FILE.toml and/or --row NAME:key=value,...")
     seen: set[str] = set()

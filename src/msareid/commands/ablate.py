@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from msareid.ablation.rows import ROW_SETS, describe_sets
-from msareid.argtypes import positive_int
+from msareid.argtypes import non_negative_int, positive_float, positive_int
 from msareid.errors import UserError
 
 
@@ -18,7 +18,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"a set of rows: {describe_sets()}; or a TOML file with one table a row")
     p.add_argument("--row", action="append", default=[], metavar="NAME:KEY=VALUE,...",
                    help="a row of your own, e.g. 'MSA-unit:model.isa_space=unit' (repeatable)")
-    p.add_argument("--only", help="comma-separated row names to keep, e.g. B,MSA")
+    p.add_argument("--only", help="comma-separated names of the --rows rows to keep, e.g. B,MSA (--row rows are "
+                                  "always kept)")
     p.add_argument("--seeds", required=True, help="comma-separated seeds, the same for every row, e.g. 0,1,2")
     p.add_argument("--jobs", type=positive_int, default=1,
                    help="runs at once; the cores are split among them (default 1)")
@@ -46,10 +47,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--poll", type=positive_int, default=30, metavar="SECONDS",
                    help="--wait: seconds between looks at the queue (default 30)")
     s.add_argument("--slurm-partition", help="sbatch --partition")
-    s.add_argument("--slurm-gpus", type=int, default=0, metavar="N", help="GPUs a run (sbatch --gpus-per-node)")
+    s.add_argument("--slurm-gpus", type=non_negative_int, default=0, metavar="N",
+                   help="GPUs a run (sbatch --gpus-per-node)")
     s.add_argument("--slurm-cpus", type=positive_int, default=4, metavar="N",
                    help="CPUs a run, also its torch threads (sbatch --cpus-per-task; default 4)")
-    s.add_argument("--slurm-mem-gb", type=float, metavar="GB", help="memory a run (sbatch --mem)")
+    s.add_argument("--slurm-mem-gb", type=positive_float, metavar="GB", help="memory a run (sbatch --mem)")
     s.add_argument("--slurm-time", type=positive_int, default=24 * 60, metavar="MINUTES",
                    help="time limit a run; at the limit it is requeued and resumes (default 1440)")
     s.add_argument("--slurm-parallel", type=positive_int, default=64, metavar="N",
@@ -138,7 +140,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     from msareid.recipes import load_config
 
     base = load_config(args.config, args.set)
-    only = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else None
+    only = None if args.only is None else [n.strip() for n in args.only.split(",") if n.strip()]
     rows = resolve_rows(args.rows, args.row, only)
     if args.dry_run:
         _print_plan(describe(base, plan(base, rows, _seeds(args.seeds), Path(args.out), args.epochs)), args.json)

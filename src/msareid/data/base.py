@@ -50,6 +50,11 @@ class TestSettings:
         """The names of the settings (what ``[eval]`` passes on)."""
         return tuple(cls.__dataclass_fields__)
 
+    @classmethod
+    def of(cls, protocol: object) -> TestSettings:
+        """The settings of an ``[eval]`` section (any object with these attributes)."""
+        return cls(**{k: getattr(protocol, k) for k in cls.fields()})
+
 
 DEFAULT_SETTINGS = TestSettings()
 
@@ -115,6 +120,14 @@ class DatasetReader(ABC):
             for r in run.query + run.gallery:
                 seen.setdefault(r.path, r)
         return list(seen.values())
+
+    @classmethod
+    def check_settings(cls, settings: TestSettings) -> None:
+        """Refuse protocol settings this dataset cannot evaluate, with one line (called when a config
+        is read, so that nothing trains under a protocol evaluation would then refuse)."""
+        if cls.directions and settings.direction and settings.direction not in cls.directions:
+            raise UserError(f"{cls.title} evaluates in the directions {', '.join(cls.directions)}; "
+                            f"got eval.direction = {settings.direction!r}")
 
     def direction(self, settings: TestSettings) -> str:
         """The direction of ``settings`` (the default one when empty), checked."""

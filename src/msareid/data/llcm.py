@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from msareid.argtypes import positive_int
 from msareid.data.base import (
     DEFAULT_SETTINGS,
     DatasetReader,
@@ -189,7 +190,7 @@ class LLCM(DatasetReader):
     # ---- synthetic --------------------------------------------------------------------------
     @classmethod
     def add_synth_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--per-camera", type=int, default=4,
+        parser.add_argument("--per-camera", type=positive_int, default=4,
                             help="LLCM: images per (id, camera), +-1 (default 4)")
 
     @classmethod

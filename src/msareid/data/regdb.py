@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from msareid.argtypes import positive_int
 from msareid.data.base import DEFAULT_SETTINGS, DatasetReader, TestRun, TestSettings, check_label_list, verify_images
 from msareid.data.records import Modality, Record, count_ids
 from msareid.errors import UserError, warn
@@ -123,7 +124,7 @@ class RegDB(DatasetReader):
 
     @classmethod
     def add_synth_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--images", type=int, default=10, help="RegDB: images per id and modality")
+        parser.add_argument("--images", type=positive_int, default=10, help="RegDB: images per id and modality")
 
     @classmethod
     def write_synthetic(cls, out: Path, ids: int, seed: int, workers: int, args: argparse.Namespace) -> Path:

@@ -20,6 +20,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from msareid.argtypes import positive_int
 from msareid.data.base import DEFAULT_SETTINGS, DatasetReader, TestRun, TestSettings, read_id_file, verify_images
 from msareid.data.records import Modality, Record, count_ids
 from msareid.data.sysu_official import RandPerm
@@ -154,6 +155,12 @@ class SysuMM01(DatasetReader):
         shot = "single-shot" if settings.shots == 1 else "multi-shot"
         return f"sysu/{settings.mode}/{shot}/{settings.sampler}"
 
+    @classmethod
+    def check_settings(cls, settings: TestSettings) -> None:
+        super().check_settings(settings)
+        if settings.sampler == "official" and not settings.perm:
+            raise UserError("eval.sampler = official needs eval.perm = path/to/rand_perm_cam.mat (--perm)")
+
     def test_runs(self, settings: TestSettings = DEFAULT_SETTINGS, test_ids: list[int] | None = None,
                   perm: RandPerm | None = None) -> list[TestRun]:
         """One run a trial: the shared IR query against that trial's RGB gallery.
@@ -166,7 +173,7 @@ class SysuMM01(DatasetReader):
         if not 1 <= settings.trials <= 10:
             raise UserError(f"SYSU-MM01 has 10 trials; eval.trials must be 1..10, got {settings.trials}")
         if settings.sampler == "official" and perm is None:
-            if not settings.perm:
+            if not settings.perm:  # (check_settings refuses this when a config is read)
                 raise UserError("eval.sampler = official needs eval.perm = path/to/rand_perm_cam.mat (--perm)")
             perm = RandPerm.load(settings.perm)
         query = self.query(test_ids)
@@ -199,9 +206,10 @@ class SysuMM01(DatasetReader):
 
     @classmethod
     def add_synth_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--rgb-images", type=int, default=8, help="SYSU: images per (id, RGB camera), +-2")
-        parser.add_argument("--ir-images", type=int, default=8, help="SYSU: images per (id, IR camera), +-2")
-        parser.add_argument("--frame-height", type=int, default=128, help="SYSU: typical frame height in pixels")
+        parser.add_argument("--rgb-images", type=positive_int, default=8, help="SYSU: images per (id, RGB camera), +-2")
+        parser.add_argument("--ir-images", type=positive_int, default=8, help="SYSU: images per (id, IR camera), +-2")
+        parser.add_argument("--frame-height", type=positive_int, default=128,
+                            help="SYSU: typical frame height in pixels")
         parser.add_argument("--ir-camera", choices=cls.synth_ir_cameras, default=None,
                             help="SYSU: camera model of the IR cameras 3 and 6: nir (default; reflected light of an "
                                  "IR lamp, as SYSU-MM01's) or thermal (emitted heat, as RegDB's)")

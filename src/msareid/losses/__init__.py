@@ -1,2 +1,2 @@
-"""Losses: image-level (ISQ, L_SSL, L_SSL+, L_img) and feature-level (triplet, ID), and the
-objective that computes every term of a training step."""
+"""Losses: image-level (ISQ, L_SSL, L_SSL+) and feature-level (triplets, ID). The objective that
+combines them into a training step's terms is :mod:`msareid.systems.objective`."""

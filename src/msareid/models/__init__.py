@@ -1,6 +1,6 @@
 """Models: backbones, the embedding net F with BNNeck, and the image style adapters (ISA).
 
-This package never imports :mod:`msareid.data`. Its classes are imported on first use, so that
+This package never imports :mod:`msareid.data` (nor any higher layer). Its classes are imported on first use, so that
 reading :data:`msareid.models.backbones.BACKBONES` (config validation) does not import torch.
 """
 

@@ -1,0 +1,124 @@
+"""What a careful but adversarial user tries, through the real commands: every wrong value ends in
+one line and exit code 2 before anything is trained or written, and nothing the user asked for is
+dropped silently."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from msareid.cli import main
+
+TINY = ["--config", "configs/tiny.toml"]
+
+
+def _last_line(err: str) -> str:
+    lines = [x for x in err.strip().splitlines() if x.strip()]
+    assert lines, "no message"
+    return lines[-1]
+
+
+def test_rows_given_by_row_are_kept_whatever_only_says(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """The documented example: --only filters the row sets, a --row row is always planned."""
+    argv = ["ablate", *TINY, "--rows", "table4", "--only", "B,MSA", "--row", "MSA-unit:model.isa_space=unit",
+            "--seeds", "0", "--out", str(tmp_path / "ab"), "--dry-run", "--json"]
+    assert main(argv) == 0
+    planned = json.loads(capsys.readouterr().out)["runs"]
+    assert [p["row"] for p in planned] == ["B", "MSA", "MSA-unit"]
+    for empty in (",", "", " , "):
+        argv[argv.index("--only") + 1] = empty
+        assert main(argv) == 2
+        assert "--only: no row named" in _last_line(capsys.readouterr().err)
+    argv[argv.index("--only") + 1] = "B,Nope"
+    assert main(argv) == 2
+    assert "--only Nope: no such row" in _last_line(capsys.readouterr().err)
+    assert not (tmp_path / "ab").exists()
+
+
+@pytest.mark.parametrize(("config", "setting", "message"), [
+    ("configs/regdb.toml", "eval.direction=ir-to-visible",
+     "RegDB evaluates in the directions visible-to-thermal, thermal-to-visible; got eval.direction = 'ir-to-visible'"),
+    ("configs/tiny.toml", "eval.sampler=official", "eval.sampler = official needs eval.perm"),
+])
+def test_evaluation_settings_are_refused_before_anything_trains(config: str, setting: str, message: str,
+                                                                tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    commands = [["config", "--config", config, "--set", setting],
+                ["train", "--config", config, "--set", setting, "--out", str(tmp_path / "run")],
+                ["ablate", "--config", config, "--set", setting, "--rows", "table4", "--only", "B", "--seeds", "0",
+                 "--out", str(tmp_path / "ab")],
+                ["ablate", "--config", config, "--set", setting, "--rows", "table4", "--only", "B", "--seeds", "0",
+                 "--out", str(tmp_path / "ab"), "--dry-run"]]
+    for argv in commands:
+        assert main(argv) == 2, argv
+        assert message in _last_line(capsys.readouterr().err), argv
+    assert not (tmp_path / "run").exists() and not (tmp_path / "ab").exists()
+
+
+@pytest.mark.parametrize(("setting", "message"), [
+    ("data.random_erasing=1.5", "data.random_erasing: expected 0.0 to 1.0, got 1.5"),
+    ("train.weight_decay=-1", "train.weight_decay: expected 0 or more, got -1"),
+    ("data.height=1", "data.height: expected 16 to 4096, got 1"),
+    ("data.width=3", "data.width: expected 8 to 4096, got 3"),
+    ("train.threads=100000", "train.threads: expected 0 to 1024, got 100000"),
+    ("data.trial=11", "data.trial: expected 1 to 10, got 11"),
+    ("loss.gamma=-0.5", "loss.gamma: expected 0 or more, got -0.5"),
+    ("train.lr_decay=0", "train.lr_decay: expected a positive value, got 0"),
+    ("train.epochs=", "train.epochs: expected an integer, got ''"),
+])
+def test_values_out_of_range_are_one_line_and_exit_2(setting: str, message: str,
+                                                     capsys: pytest.CaptureFixture) -> None:
+    assert main(["config", *TINY, "--set", setting]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and message in err
+
+
+@pytest.mark.parametrize("argv", [
+    ["synth", "sysu", "--out", "{tmp}/s", "--seed", "-1"],
+    ["synth", "sysu", "--out", "{tmp}/s", "--rgb-images", "-3"],
+    ["synth", "sysu", "--out", "{tmp}/s", "--ids", "0"],
+    ["synth", "regdb", "--out", "{tmp}/s", "--images", "0"],
+    ["ablate", *TINY, "--rows", "table4", "--seeds", "0", "--out", "{tmp}/ab", "--launcher", "slurm",
+     "--slurm-mem-gb", "nan"],
+    ["ablate", *TINY, "--rows", "table4", "--seeds", "0", "--out", "{tmp}/ab", "--launcher", "slurm",
+     "--slurm-gpus", "-1"],
+])
+def test_bad_command_line_numbers_are_refused(argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2
+    assert "error: argument" in _last_line(capsys.readouterr().err)
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("opset", ["1", "99"])
+def test_export_refuses_an_opset_it_cannot_write_a_valid_model_at(opset: str, tiny_checkpoint: Path, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "m.onnx"
+    assert main(["export", "--checkpoint", str(tiny_checkpoint), "--format", "onnx", "--out", str(out),
+                 "--opset", opset]) == 2
+    assert f"--opset {opset}: expected 9 to " in _last_line(capsys.readouterr().err)
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_an_exported_model_is_checked_before_it_is_written(tiny_checkpoint: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture) -> None:
+    """A file the ONNX checker passes but that computes something else is refused, nothing written."""
+    import onnxruntime
+
+    real = onnxruntime.InferenceSession
+
+    class Wrong(real):
+        def run(self, names, feeds):  # every output off by one
+            return [x + 1 for x in super().run(names, feeds)]
+
+    monkeypatch.setattr(onnxruntime, "InferenceSession", Wrong)
+    out = tmp_path / "m.onnx"
+    assert main(["export", "--checkpoint", str(tiny_checkpoint), "--format", "onnx", "--out", str(out)]) == 2
+    assert "differs from PyTorch" in _last_line(capsys.readouterr().err) and not out.exists()
+    monkeypatch.setattr(onnxruntime, "InferenceSession", real)
+    assert main(["export", "--checkpoint", str(tiny_checkpoint), "--format", "onnx", "--out", str(out)]) == 0
+    assert out.is_file()

@@ -159,6 +159,14 @@ def test_ablate_writes_the_interface_and_each_run_equals_evaluate(synth_sysu: Pa
     longer[longer.index("--only") + 1] = "B"
     del longer[longer.index("--row") : longer.index("--row") + 2]  # B alone (a --row row is always kept)
     first_lines = len((out / "runs" / "B" / "seed0" / "metrics.jsonl").read_text().splitlines())
+    # a failed attempt to grow it (its folder held by another writer) loses nothing: eval.json stays
+    from msareid.locks import exclusive
+
+    results_before = (out / "runs" / "B" / "seed0" / "eval.json").read_text()
+    with exclusive(out / "runs" / "B" / "seed0", "msareid train"):
+        assert main(longer) == 2
+    assert "is being written by msareid train" in capsys.readouterr().err
+    assert (out / "runs" / "B" / "seed0" / "eval.json").read_text() == results_before
     assert main(longer) == 0
     grown = json.loads((out / "ablation.json").read_text())["rows"][0]["runs"][0]
     lines = [json.loads(x) for x in (out / "runs" / "B" / "seed0" / "metrics.jsonl").read_text().splitlines()]

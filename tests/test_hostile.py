@@ -122,3 +122,20 @@ def test_an_exported_model_is_checked_before_it_is_written(tiny_checkpoint: Path
     monkeypatch.setattr(onnxruntime, "InferenceSession", real)
     assert main(["export", "--checkpoint", str(tiny_checkpoint), "--format", "onnx", "--out", str(out)]) == 0
     assert out.is_file()
+
+
+def test_ablate_never_empties_a_run_folder_another_process_writes(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture) -> None:
+    """A run folder without a checkpoint is started anew, but not while a trainer (or a SLURM task,
+    or another ablation) holds it: refused, every file left in place."""
+    from msareid.locks import exclusive
+
+    folder = tmp_path / "ab" / "runs" / "B" / "seed0"
+    folder.mkdir(parents=True)
+    (folder / "metrics.jsonl").write_text('{"event": "start"}\n')
+    argv = ["ablate", *TINY, "--set", f"data.root={tmp_path / 'data'}", "--rows", "table4", "--only", "B",
+            "--seeds", "0", "--out", str(tmp_path / "ab")]
+    with exclusive(folder, "msareid train"):
+        assert main(argv) == 2
+    assert "is being written by msareid train" in _last_line(capsys.readouterr().err)
+    assert (folder / "metrics.jsonl").read_text() == '{"event": "start"}\n'

@@ -159,14 +159,15 @@ def evaluate_checkpoint(path: str | os.PathLike[str], protocol: Callable[[EvalCo
                         dataset: str | None = None, root: str | None = None, device: str | torch.device = "cpu",
                         progress: bool = False) -> tuple[dict[str, Any], str]:
     """``msareid evaluate --checkpoint``: the model of ``path`` on its own dataset (or ``dataset`` at
-    ``root``) under ``protocol(run's [eval])``. Returns the JSON object and the readable tables."""
-    model, config, _ = load_trained(path, device)
+    ``root``) under ``protocol(run's [eval])``. Returns the JSON object (with ``epoch``, the epochs
+    the checkpoint was trained for) and the readable tables."""
+    model, config, state = load_trained(path, device)
     root = root or config.data.root
     if not root:
         raise UserError(f"{path}: its config has no data.root; pass --root")
     config = dataclasses.replace(config, eval=protocol(config.eval))
     results = evaluate_model(model, config, dataset or config.data.name, root, device, progress)
-    return results_json(results, str(path)), results_text(results)
+    return {**results_json(results, str(path)), "epoch": int(state["epoch"])}, results_text(results)
 
 
 def results_json(results: dict[str, EvalResult], checkpoint: str) -> dict[str, Any]:

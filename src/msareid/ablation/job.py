@@ -45,12 +45,14 @@ def _evaluate(step: dict[str, Any]) -> None:
     from msareid.allocator import reuse_freed_memory
     from msareid.fileio import save_json
     from msareid.inference import evaluate_checkpoint
+    from msareid.locks import exclusive
     from msareid.training.distributed import resolve_device
 
     threads.configure()
     reuse_freed_memory()
-    result, text = evaluate_checkpoint(step["evaluate"], lambda protocol: protocol, device=resolve_device("auto"))
-    save_json(result, step["out"])
+    with exclusive(Path(step["out"]).parent, "msareid ablate (evaluating the run)"):  # one writer a run folder
+        result, text = evaluate_checkpoint(step["evaluate"], lambda protocol: protocol, device=resolve_device("auto"))
+        save_json(result, step["out"])
     print(text, flush=True)
 
 

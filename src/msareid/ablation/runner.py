@@ -31,7 +31,7 @@ from msareid.ablation.stats import METRICS, markdown, summarise
 from msareid.config import Config, config_from_dict, config_to_dict, dump_toml
 from msareid.errors import UserError, warn
 from msareid.fileio import atomic_path, write_text
-from msareid.locks import exclusive
+from msareid.locks import LOCK_NAME, exclusive
 from msareid.recipes import load_config
 from msareid.systems import row_keys
 from msareid.threads import ENV as THREADS_ENV
@@ -106,7 +106,9 @@ def run_state(run: PlannedRun) -> str:
     (checkpoints, none readable: the folder is moved aside, never deleted); or ``new``."""
     stored = _stored_config(run)
     longer = stored is not None and stored["train"]["epochs"] < run.config.train.epochs
-    if not longer and (run.folder / "eval.json").is_file() and _read_eval(run.folder) is not None:
+    result = _read_eval(run.folder)  # (one without "epoch" was written before evaluations said it)
+    if not longer and result is not None and int(result.get("epoch", run.config.train.epochs)) >= \
+            run.config.train.epochs:
         return "done"
     files = _checkpoints(run.folder)
     readable = next(((p, s) for p in files if (s := _checkpoint(p)) is not None), None)
@@ -215,25 +217,35 @@ def _child(steps: list[dict[str, Any]], log: Path, threads: int, gpu: str | None
         raise UserError(f"run {log.parent} failed (exit {proc.returncode}): {tail[0]}; see {log}")
 
 
+def _prepare(run: PlannedRun) -> tuple[str, list[dict[str, Any]]]:
+    """The run's state and the steps of its child process, with the folder made ready for them,
+    all under the run folder's lock: a folder another process writes (a ``msareid train``, a SLURM
+    task, another ablation) is refused, and nothing in it is removed or moved."""
+    with exclusive(run.folder, "msareid ablate (preparing the run)"):
+        state = run_state(run)
+        if state == "recover":
+            state = _recover(run)
+        elif state == "aside":
+            _move_aside(run)
+            state = "new"
+        elif state == "new":  # killed before its first checkpoint: it holds no checkpoint
+            for leftover in run.folder.iterdir():
+                if leftover.name != LOCK_NAME:
+                    shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+        run.folder.mkdir(parents=True, exist_ok=True)
+        steps: list[dict[str, Any]] = []
+        if state == "new":
+            planned = write_text(run.folder / "planned.toml", dump_toml(run.config))
+            steps.append({"train": str(planned), "out": str(run.folder)})
+        elif state == "resume":  # eval.json, if any, stays until the longer run's replaces it
+            steps.append({"resume": str(run.folder), "epochs": run.config.train.epochs})
+    return state, steps
+
+
 def execute(run: PlannedRun, threads: int, gpu: str | None = None) -> dict[str, Any]:
     """Train (or resume) and evaluate one run in a child process (seeing only ``gpu``, when given);
     returns its metrics."""
-    state = run_state(run)
-    if state == "recover":
-        state = _recover(run)
-    elif state == "aside":
-        _move_aside(run)
-        state = "new"
-    elif state == "new" and run.folder.exists():
-        shutil.rmtree(run.folder)  # killed before its first checkpoint: it holds no checkpoint
-    run.folder.mkdir(parents=True, exist_ok=True)
-    steps: list[dict[str, Any]] = []
-    if state == "new":
-        planned = write_text(run.folder / "planned.toml", dump_toml(run.config))
-        steps.append({"train": str(planned), "out": str(run.folder)})
-    elif state == "resume":
-        (run.folder / "eval.json").unlink(missing_ok=True)  # it describes fewer epochs, if any
-        steps.append({"resume": str(run.folder), "epochs": run.config.train.epochs})
+    state, steps = _prepare(run)
     if state != "done":
         steps.append({"evaluate": str(run.folder / "last.pt"), "out": str(run.folder / "eval.json")})
         _child(steps, run.folder / "ablate.log", threads, gpu)

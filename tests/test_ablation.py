@@ -55,7 +55,10 @@ def test_custom_rows_from_flags_and_toml(tmp_path: Path) -> None:
         resolve_rows(["table4"], ["B:"], None)
 
 
-def test_local_runs_spread_over_the_gpus() -> None:
+def test_local_runs_spread_over_the_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     slots = GpuSlots(["0", "1"])
     with slots.take() as a, slots.take() as b, slots.take() as c, slots.take() as d, slots.take() as e:
         assert [a, b, c, d, e] == ["0", "1", "0", "1", "0"]  # one each, then several a GPU, evenly
@@ -66,7 +69,13 @@ def test_local_runs_spread_over_the_gpus() -> None:
             assert (a, b, c) == ("0", "1", "1")
     with GpuSlots([]).take() as none:
         assert none is None
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
     assert visible_gpus("2, 3") == ["2", "3"]
+    with pytest.raises(UserError, match="--gpus 7,8: no GPU 7, 8 here; the visible GPUs are 0, 1, 2, 3"):
+        visible_gpus("7,8")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)  # a machine without GPUs: runs would use the CPU
+    with pytest.raises(UserError, match="--gpus 0: no GPU is visible on this machine; leave --gpus out"):
+        visible_gpus("0")
 
 
 def test_paired_interval_is_the_student_t_interval() -> None:
@@ -90,13 +99,13 @@ def test_differences_pair_runs_by_seed() -> None:
     assert rows[0]["diff_vs_baseline"]["rank1"]["mean"] == 0
 
 
-def _ablate_cmd(root: Path, cache: Path, out: Path, jobs: int = 2, gpus: str = "0,1") -> list[str]:
+def _ablate_cmd(root: Path, cache: Path, out: Path, jobs: int = 2, gpus: str | None = None) -> list[str]:
     sets = [f"data.root={root}", f"data.cache_dir={cache}", "data.height=32", "data.width=16", "data.pad=2",
             "train.epochs=2", "train.max_steps_per_epoch=2", "train.warmup_epochs=1", "sampler.num_ids=3",
             "sampler.num_instances=2", "eval.trials=2"]
     cmd = ["ablate", "--config", str(REPO / "configs" / "tiny.toml"), "--rows", "table4", "--only", "B,MSA,MSA-unit",
            "--row", "MSA-unit:model.isa_space=unit", "--seeds", "0,1", "--jobs", str(jobs), "--out", str(out),
-           "--gpus", gpus]
+           *(["--gpus", gpus] if gpus else [])]
     for s in sets:
         cmd += ["--set", s]
     return cmd
@@ -104,9 +113,14 @@ def _ablate_cmd(root: Path, cache: Path, out: Path, jobs: int = 2, gpus: str = "
 
 @pytest.mark.slow
 def test_ablate_writes_the_interface_and_each_run_equals_evaluate(synth_sysu: Path, tmp_path: Path,
-                                                                  capsys: pytest.CaptureFixture) -> None:
+                                                                  capsys: pytest.CaptureFixture,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)  # two GPUs to share: the runs still train on the CPU
     out = tmp_path / "ab"
-    assert main(_ablate_cmd(synth_sysu, tmp_path / "cache", out)) == 0
+    assert main(_ablate_cmd(synth_sysu, tmp_path / "cache", out, gpus="0,1")) == 0
     log = capsys.readouterr().out
     assert "[6/6]" in log and "left" in log
     result = json.loads((out / "ablation.json").read_text())

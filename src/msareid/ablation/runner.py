@@ -193,6 +193,7 @@ def visible_gpus(requested: str | None = None) -> list[str]:
         gpus = [g.strip() for g in requested.split(",") if g.strip()]
         if not gpus:
             raise UserError(f"--gpus {requested!r}: expected GPU indices or UUIDs separated by commas, e.g. 0,1")
+        _check_gpus(requested, gpus, visible_gpus())
         return gpus
     env = os.environ.get("CUDA_VISIBLE_DEVICES")
     if env is not None:
@@ -200,6 +201,17 @@ def visible_gpus(requested: str | None = None) -> list[str]:
     import torch
 
     return [str(i) for i in range(torch.cuda.device_count())]
+
+
+def _check_gpus(requested: str, gpus: list[str], present: list[str]) -> None:
+    """GPUs that are not there are refused (their runs would quietly train on the CPU): an index
+    must be below the number of GPUs torch sees (or be one of ``$CUDA_VISIBLE_DEVICES``)."""
+    if not present:
+        raise UserError(f"--gpus {requested}: no GPU is visible on this machine; leave --gpus out to train on the CPU")
+    unknown = [g for g in gpus if g not in present and not (g.isdigit() and int(g) < len(present))]
+    if unknown:
+        raise UserError(f"--gpus {requested}: no GPU {', '.join(unknown)} here; the visible GPUs are "
+                        f"{', '.join(present)}")
 
 
 def _child(steps: list[dict[str, Any]], log: Path, threads: int, gpu: str | None = None) -> None:

@@ -167,6 +167,16 @@ def test_ablate_writes_the_interface_and_each_run_equals_evaluate(synth_sysu: Pa
     assert main(_ablate_cmd(synth_sysu, tmp_path / "cache", out)) == 0
     assert "6 done already" in capsys.readouterr().out
     assert (out / "runs" / "B" / "seed0" / "last.pt").stat().st_mtime_ns == stamp
+    # what cannot change a run's weights is not its identity: --collect with other workers trains
+    # nothing; another protocol (eval.trials) evaluates B's runs again, keeping their weights
+    assert main(_ablate_cmd(synth_sysu, tmp_path / "cache", out) + ["--set", "data.num_workers=1", "--collect"]) == 0
+    other_protocol = _ablate_cmd(synth_sysu, tmp_path / "cache", out) + ["--set", "eval.trials=3"]
+    other_protocol[other_protocol.index("--only") + 1] = "B"
+    del other_protocol[other_protocol.index("--row") : other_protocol.index("--row") + 2]
+    assert main(other_protocol) == 0
+    assert "0 done already" in capsys.readouterr().out
+    assert json.loads((out / "runs" / "B" / "seed0" / "eval.json").read_text())["trials"] == 3
+    assert (out / "runs" / "B" / "seed0" / "last.pt").stat().st_mtime_ns == stamp
     # a larger train.epochs trains the same runs further (resumed, not restarted) and evaluates again
     longer = _ablate_cmd(synth_sysu, tmp_path / "cache", out)
     longer[longer.index("train.epochs=2")] = "train.epochs=3"

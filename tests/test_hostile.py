@@ -139,3 +139,41 @@ def test_ablate_never_empties_a_run_folder_another_process_writes(tmp_path: Path
         assert main(argv) == 2
     assert "is being written by msareid train" in _last_line(capsys.readouterr().err)
     assert (folder / "metrics.jsonl").read_text() == '{"event": "start"}\n'
+
+
+def test_dry_run_makes_every_check_the_real_run_makes(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "ab"
+    base = ["ablate", *TINY, "--rows", "table4", "--only", "B", "--seeds", "0", "--out", str(out), "--dry-run"]
+    cases = [
+        (["--row", "indoor:eval.mode=indoor"], "row 'indoor' is scored under another protocol than 'B'"),
+        (["--baseline", "MSA"], "--baseline 'MSA' is not a row"),
+        (["--gpus", "7,8"], "--gpus 7,8: no GPU"),
+    ]
+    for extra, message in cases:
+        assert main(base + extra) == 2, extra
+        assert message in _last_line(capsys.readouterr().err), extra
+    from msareid.ablation.plan import plan
+    from msareid.ablation.rows import ROW_SETS
+    from msareid.config import dump_toml
+    from msareid.recipes import load_config
+
+    (run,) = plan(load_config("configs/tiny.toml"), [ROW_SETS["table4"][0]], [0], out)
+    run.folder.mkdir(parents=True)  # a folder trained with another config
+    (run.folder / "config.toml").write_text(dump_toml(run.config).replace("margin = 0.5", "margin = 0.3"))
+    assert main(base) == 2
+    assert "was trained with another config (differs in loss.margin)" in _last_line(capsys.readouterr().err)
+    # settings that cannot change what a run learns, and evaluation settings, are not its identity
+    changed = dump_toml(run.config).replace("num_workers = 0", "num_workers = 3").replace("trials = 10", "trials = 3")
+    (run.folder / "config.toml").write_text(changed)
+    assert main(base) == 0
+
+
+@pytest.mark.parametrize("figure", ['NaN', '5.0', '-0.1', 'true'])
+def test_a_tampered_evaluation_never_reaches_a_table(figure: str, tmp_path: Path) -> None:
+    from msareid.ablation.runner import _read_eval
+
+    good = {"rank1": 0.5, "rank10": 0.9, "mAP": 0.4, "mINP": 0.3, "protocol": "sysu/all/single-shot/agw"}
+    (tmp_path / "eval.json").write_text(json.dumps(good))
+    assert _read_eval(tmp_path) == good
+    (tmp_path / "eval.json").write_text(json.dumps(good).replace('"mAP": 0.4', f'"mAP": {figure}'))
+    assert _read_eval(tmp_path) is None  # evaluated again, not tabulated

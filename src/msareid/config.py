@@ -187,6 +187,22 @@ _RANGES = {
     "data.trial": (1, 10),  # RegDB's ten splits
     "train.threads": (0, 1024),
 }
+# Settings that cannot change what a run learns (where and how fast it runs, what it logs, how
+# often it keeps checkpoints): a run folder trained with other values is the same run. Evaluation
+# settings ([eval]) do not change the weights either; they decide the figures, which are redone.
+NOT_IDENTITY = ("data.num_workers", "data.cache_dir", "train.device", "train.threads", "train.log_every",
+                "train.tensorboard", "train.checkpoint_every", "train.keep_last", "train.keep_every",
+                "train.reuse_memory")
+
+
+def identity_keys_differing(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """The dotted keys whose values differ between two configs (nested dicts) and that make them
+    different runs: every key but :data:`NOT_IDENTITY` and the ``[eval]`` section."""
+    keys = [f"{s}.{k}" for s in sorted(set(a) | set(b)) for k in sorted(set(a.get(s, {})) | set(b.get(s, {})))]
+    return [k for k in keys if k not in NOT_IDENTITY and not k.startswith("eval.")
+            and a.get(k.split(".")[0], {}).get(k.split(".")[1]) != b.get(k.split(".")[0], {}).get(k.split(".")[1])]
+
+
 # Keys that moved: configs and checkpoints written before still load.
 _MOVED = {("train", "eval_every"): ("eval", "every")}
 

@@ -167,7 +167,8 @@ def evaluate_checkpoint(path: str | os.PathLike[str], protocol: Callable[[EvalCo
         raise UserError(f"{path}: its config has no data.root; pass --root")
     config = dataclasses.replace(config, eval=protocol(config.eval))
     results = evaluate_model(model, config, dataset or config.data.name, root, device, progress)
-    return {**results_json(results, str(path)), "epoch": int(state["epoch"])}, results_text(results)
+    used = {"epoch": int(state["epoch"]), "eval": dataclasses.asdict(config.eval)}
+    return {**results_json(results, str(path)), **used}, results_text(results)
 
 
 def results_json(results: dict[str, EvalResult], checkpoint: str) -> dict[str, Any]:

@@ -2,9 +2,11 @@
 (:func:`msareid.engine.train`, :func:`msareid.inference.evaluate_checkpoint`), in one interpreter.
 
 Usage (by the runner): ``python -m msareid.ablation.job '<json list of steps>'``, each step one of
-``{"train": PLANNED_TOML, "out": RUN_DIR}``, ``{"resume": RUN_DIR, "epochs": N}`` and
-``{"evaluate": CHECKPOINT, "out": EVAL_JSON}``. Errors a user can cause end the process with one
-line (``msareid ablate run: error: ...``, what the runner reports) and exit code 2.
+``{"train": PLANNED_TOML, "out": RUN_DIR}``, ``{"resume": RUN_DIR, "values": {section: {key: value}}}``
+(the planned values the resumed run takes: more epochs, workers, device, evaluation settings ...)
+and ``{"evaluate": CHECKPOINT, "out": EVAL_JSON, "eval": {key: value}}`` (the planned protocol).
+Errors a user can cause end the process with one line (``msareid ablate run: error: ...``, what
+the runner reports) and exit code 2.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ def _resume(step: dict[str, Any]) -> None:
 
     last = Path(step["resume"]) / "last.pt"
     saved = config_from_dict(load_checkpoint(last)["config"], str(last))
-    config = with_overrides(saved, [f"train.epochs={int(step['epochs'])}"], source=f"{last} with more epochs")
+    config = with_overrides(saved, values=step["values"], source=f"{last} with the planned settings")
     summary = train(config, step["resume"], resume=True, progress=False)
     print(f"trained to epoch {summary.epochs} in {summary.seconds:.1f}s", flush=True)
 
@@ -43,6 +45,7 @@ def _resume(step: dict[str, Any]) -> None:
 def _evaluate(step: dict[str, Any]) -> None:
     from msareid import threads
     from msareid.allocator import reuse_freed_memory
+    from msareid.config import EvalConfig
     from msareid.fileio import save_json
     from msareid.inference import evaluate_checkpoint
     from msareid.locks import exclusive
@@ -51,7 +54,9 @@ def _evaluate(step: dict[str, Any]) -> None:
     threads.configure()
     reuse_freed_memory()
     with exclusive(Path(step["out"]).parent, "msareid ablate (evaluating the run)"):  # one writer a run folder
-        result, text = evaluate_checkpoint(step["evaluate"], lambda protocol: protocol, device=resolve_device("auto"))
+        planned = EvalConfig(**step["eval"]) if "eval" in step else None
+        result, text = evaluate_checkpoint(step["evaluate"], lambda protocol: planned or protocol,
+                                           device=resolve_device("auto"))
         save_json(result, step["out"])
     print(text, flush=True)
 

@@ -25,10 +25,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from msareid.ablation.plan import PlannedRun, differences, prepare
+from msareid.ablation.plan import PlannedRun, prepare
 from msareid.ablation.rows import Row
 from msareid.ablation.stats import METRICS, markdown, summarise
-from msareid.config import Config, config_from_dict, config_to_dict, dump_toml
+from msareid.config import NOT_IDENTITY, Config, config_from_dict, config_to_dict, dump_toml, identity_keys_differing
 from msareid.errors import UserError, warn
 from msareid.fileio import atomic_path, write_text
 from msareid.locks import LOCK_NAME, exclusive
@@ -88,11 +88,13 @@ def _stored_config(run: PlannedRun, restore: bool = False) -> dict[str, Any] | N
 
 def _check_same_config(run: PlannedRun, restore: bool) -> None:
     """A run folder from an earlier ablation must have been made from the same config, except for a
-    larger ``train.epochs`` (the runs are then trained further, as ``train --resume --set``)."""
+    larger ``train.epochs`` (the runs are then trained further, as ``train --resume --set``), the
+    settings that cannot change what it learns (``config.NOT_IDENTITY``) and the evaluation settings
+    (the run is then evaluated again)."""
     old = _stored_config(run, restore)
     if old is None:
         return
-    diff = differences(old, config_to_dict(run.config))
+    diff = identity_keys_differing(old, config_to_dict(run.config))
     if diff == ["train.epochs"] and run.config.train.epochs > old["train"]["epochs"]:
         return
     if diff:
@@ -106,9 +108,10 @@ def run_state(run: PlannedRun) -> str:
     (checkpoints, none readable: the folder is moved aside, never deleted); or ``new``."""
     stored = _stored_config(run)
     longer = stored is not None and stored["train"]["epochs"] < run.config.train.epochs
-    result = _read_eval(run.folder)  # (one without "epoch" was written before evaluations said it)
+    result = _read_eval(run.folder)  # (one without "epoch" or "eval" was written before evaluations said them)
+    planned_eval = config_to_dict(run.config)["eval"]
     if not longer and result is not None and int(result.get("epoch", run.config.train.epochs)) >= \
-            run.config.train.epochs:
+            run.config.train.epochs and result.get("eval", planned_eval) == planned_eval:
         return "done"
     files = _checkpoints(run.folder)
     readable = next(((p, s) for p in files if (s := _checkpoint(p)) is not None), None)
@@ -141,13 +144,15 @@ def _move_aside(run: PlannedRun) -> None:
 
 
 def _read_eval(folder: Path) -> dict[str, Any] | None:
-    """The run's ``eval.json``; None when it is missing, unreadable or of another shape (then the
-    run is evaluated again)."""
+    """The run's ``eval.json``; None when it is missing, unreadable, of another shape or holds a
+    figure that is no fraction (NaN, 5.0 for 500 %): then the run is evaluated again, and no such
+    figure reaches a table."""
     try:
         data = json.loads((folder / "eval.json").read_text())
     except (OSError, ValueError):
         return None
-    numbers = isinstance(data, dict) and all(isinstance(data.get(k), (int, float)) for k in METRICS)
+    numbers = isinstance(data, dict) and all(isinstance(data.get(k), (int, float)) and not isinstance(data[k], bool)
+                                             and 0.0 <= data[k] <= 1.0 for k in METRICS)
     return data if numbers else None
 
 
@@ -250,8 +255,19 @@ def _prepare(run: PlannedRun) -> tuple[str, list[dict[str, Any]]]:
             planned = write_text(run.folder / "planned.toml", dump_toml(run.config))
             steps.append({"train": str(planned), "out": str(run.folder)})
         elif state == "resume":  # eval.json, if any, stays until the longer run's replaces it
-            steps.append({"resume": str(run.folder), "epochs": run.config.train.epochs})
+            steps.append({"resume": str(run.folder), "values": _planned_values(run)})
     return state, steps
+
+
+def _planned_values(run: PlannedRun) -> dict[str, dict[str, Any]]:
+    """What a resumed run takes from its planned config: ``train.epochs``, the settings that are not
+    part of its identity (workers, cache, device, threads, logging) and the evaluation settings."""
+    planned = config_to_dict(run.config)
+    values: dict[str, dict[str, Any]] = {"train": {"epochs": run.config.train.epochs}, "eval": planned["eval"]}
+    for dotted in NOT_IDENTITY:
+        section, key = dotted.split(".")
+        values.setdefault(section, {})[key] = planned[section][key]
+    return values
 
 
 def execute(run: PlannedRun, threads: int, gpu: str | None = None) -> dict[str, Any]:
@@ -259,7 +275,8 @@ def execute(run: PlannedRun, threads: int, gpu: str | None = None) -> dict[str, 
     returns its metrics."""
     state, steps = _prepare(run)
     if state != "done":
-        steps.append({"evaluate": str(run.folder / "last.pt"), "out": str(run.folder / "eval.json")})
+        steps.append({"evaluate": str(run.folder / "last.pt"), "out": str(run.folder / "eval.json"),
+                      "eval": config_to_dict(run.config)["eval"]})
         _child(steps, run.folder / "ablate.log", threads, gpu)
     result = _read_eval(run.folder)
     if result is None:

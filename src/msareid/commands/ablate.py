@@ -134,16 +134,21 @@ def _on_slurm(args: argparse.Namespace, base: object, rows: list, meta: dict) ->
 def cmd_ablate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from msareid.ablation.plan import describe, plan
+    from msareid.ablation.plan import describe, prepare
     from msareid.ablation.rows import resolve_rows
-    from msareid.ablation.runner import run_ablation, visible_gpus
+    from msareid.ablation.runner import check_configs, run_ablation, visible_gpus
     from msareid.recipes import load_config
 
     base = load_config(args.config, args.set)
     only = None if args.only is None else [n.strip() for n in args.only.split(",") if n.strip()]
     rows = resolve_rows(args.rows, args.row, only)
-    if args.dry_run:
-        _print_plan(describe(base, plan(base, rows, _seeds(args.seeds), Path(args.out), args.epochs)), args.json)
+    if args.dry_run:  # every check the real run makes before it trains, then the plan
+        runs, _ = prepare(base, rows, _seeds(args.seeds), Path(args.out), args.epochs, args.baseline,
+                          args.mixed_protocols)
+        check_configs(runs, restore=False)
+        if args.launcher != "slurm" and not args.collect:
+            visible_gpus(args.gpus)
+        _print_plan(describe(base, runs), args.json)
         return 0
     meta = {"config": args.config or "defaults", "overrides": list(args.set), "epochs": args.epochs}
     if args.launcher == "slurm" and not args.collect:

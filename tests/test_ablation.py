@@ -343,8 +343,9 @@ def test_an_ablation_folder_keeps_its_trained_weights_and_owner(synth_sysu: Path
     seed0, seed1 = (out / "runs" / "B" / f"seed{s}" for s in (0, 1))
     # an unreadable last.pt: the run continues from its newest readable epoch checkpoint
     epoch2 = (seed0 / "epoch_002.pt").read_bytes()
-    (seed0 / "last.pt").unlink()  # epoch_002.pt is the same file (a hard link): replace the name only
-    (seed0 / "last.pt").write_bytes(b"not a checkpoint")
+    with open(seed0 / "last.pt", "r+b") as damaged:  # truncated in place: epoch_002.pt is a file of its own
+        damaged.truncate(100)
+    assert (seed0 / "epoch_002.pt").read_bytes() == epoch2
     (seed0 / "eval.json").unlink()
     # no readable checkpoint at all: the folder is moved aside, not deleted
     for f in seed1.glob("*.pt"):

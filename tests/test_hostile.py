@@ -177,3 +177,45 @@ def test_a_tampered_evaluation_never_reaches_a_table(figure: str, tmp_path: Path
     assert _read_eval(tmp_path) == good
     (tmp_path / "eval.json").write_text(json.dumps(good).replace('"mAP": 0.4', f'"mAP": {figure}'))
     assert _read_eval(tmp_path) is None  # evaluated again, not tabulated
+
+
+def _every_key() -> list[tuple[str, type]]:
+    import typing
+
+    from msareid.config import Config
+
+    return [(f"{section}.{name}", kind) for section, cls in typing.get_type_hints(Config).items()
+            for name, kind in typing.get_type_hints(cls).items()]
+
+
+@pytest.mark.parametrize(("key", "kind"), _every_key(), ids=[k for k, _ in _every_key()])
+def test_every_key_refuses_a_wrong_type_in_one_line(key: str, kind: type, capsys: pytest.CaptureFixture) -> None:
+    """Every --set key, with a value of the wrong type (and, for numbers, an empty one and -1):
+    one line naming the key, exit 2."""
+    wrong = {bool: ["maybe", "1"], int: ["", "2.5", "many", "-1"], float: ["", "fast", "-1"], str: ["3", "true"]}
+    values = wrong.get(kind, ['"x"', ""])  # lists (train.milestones)
+    for value in values:
+        assert main(["config", *TINY, "--set", f"{key}={value}"]) == 2, (key, value)
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and key in err, (key, value, err)
+
+
+def test_extract_refuses_a_folder_without_its_modality_for_a_two_stem_model(synth_sysu: Path, tmp_path: Path,
+                                                                           tiny_overrides,
+                                                                           capsys: pytest.CaptureFixture) -> None:
+    run = tmp_path / "run"
+    argv = ["train", *TINY, "--out", str(run), "--no-progress", "--set", "model.two_stream=true",
+            "--set", "train.epochs=1", "--set", "train.max_steps_per_epoch=1"]
+    for o in tiny_overrides(synth_sysu, tmp_path / "cache"):
+        if not o.startswith(("train.epochs", "train.max_steps")):
+            argv += ["--set", o]
+    assert main(argv) == 0
+    folder = sorted((synth_sysu / "cam3").iterdir())[0]  # IR images of one identity
+    out = tmp_path / "f.npz"
+    capsys.readouterr()
+    assert main(["extract", "--checkpoint", str(run / "last.pt"), "--images", str(folder), "--out", str(out)]) == 2
+    assert "has a stem for each modality: say which the images of" in _last_line(capsys.readouterr().err)
+    assert not out.exists()
+    assert main(["extract", "--checkpoint", str(run / "last.pt"), "--images", str(folder), "--out", str(out),
+                 "--modality", "ir"]) == 0
+    assert out.is_file()

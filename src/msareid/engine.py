@@ -34,7 +34,7 @@ from msareid.data.records import Record, label_map, labels_of
 from msareid.data.sampler import CrossModalitySampler
 from msareid.data.transforms import EraseEach, channel_aug_transforms, train_transform
 from msareid.errors import UserError
-from msareid.fileio import remove_stale_temporaries
+from msareid.fileio import atomic_path, remove_stale_temporaries
 from msareid.locks import exclusive
 from msareid.models import MSANet
 from msareid.systems.base import Hooks
@@ -297,7 +297,7 @@ def save_checkpoint(run: TrainingRun, epoch: int, step: int, sums: LossSums | No
              "epoch_losses": None if sums is None else sums.state(), **run.state}
     ckpt_io.save_atomic(state, out / "last.pt")
     if sums is None:
-        _link_or_copy(out / "last.pt", out / f"epoch_{epoch:03d}.pt")
+        _copy(out / "last.pt", out / f"epoch_{epoch:03d}.pt")
         run.written.add(out / f"epoch_{epoch:03d}.pt")
         ckpt_io.prune(out, t.keep_last, t.keep_every, only=run.written)
     run.log.write({"event": "checkpoint", "epoch": epoch, "step": step, "path": str(out / "last.pt")})
@@ -349,10 +349,8 @@ def _evaluate_if_due(run: TrainingRun, epoch: int, already: list[dict[str, Any]]
     run.env.barrier()
 
 
-def _link_or_copy(src: Path, dst: Path) -> None:
-    if dst.exists():
-        dst.unlink()
-    try:
-        os.link(src, dst)  # the same bytes; a later last.pt replaces its own name only
-    except OSError:
-        shutil.copy2(src, dst)
+def _copy(src: Path, dst: Path) -> None:
+    """``dst`` as a file of its own with ``src``'s bytes, written atomically: the epoch checkpoint
+    is the fallback of ``last.pt``, so damage to one (a truncation, a bad disk block) leaves the other."""
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)

@@ -31,10 +31,12 @@ class Extracted:
 
 
 def extract_to_file(checkpoint: str | os.PathLike[str], images: str | os.PathLike[str], out: str | os.PathLike[str],
-                    modality: str = "rgb", flip: bool = False, batch_size: int = 64, device: str = "auto",
+                    modality: str | None = None, flip: bool = False, batch_size: int = 64, device: str = "auto",
                     step: int = 4096) -> Extracted:
     """Features of every image of a folder (searched recursively; ids and cameras unknown, -1) or
-    of a manifest (ids, cameras and modalities from its rows) into the feature file ``out``.
+    of a manifest (ids, cameras and modalities from its rows) into the feature file ``out``. A
+    folder's images are of ``modality`` (rgb | ir); a model with a stem for each modality needs it
+    given (refused otherwise), any other takes rgb.
 
     ``step`` images are decoded at a time; the features go to a scratch memory map beside ``out``
     (disk space checked and reserved first), then into the file, written atomically.
@@ -53,10 +55,15 @@ def extract_to_file(checkpoint: str | os.PathLike[str], images: str | os.PathLik
         modalities = [r.modality.value for r in records]
     elif source.is_dir():
         paths = list_images(source)
-        pid, cam, modalities = [-1] * len(paths), [-1] * len(paths), [modality] * len(paths)
+        modalities = []  # set below, once the model says whether it needs it
     else:
         raise UserError(f"--images {source} is neither a folder nor a manifest file")
     fx = FeatureExtractor(checkpoint, device, batch_size, flip)
+    if source.is_dir():
+        if modality is None and fx.model.embed.two_stream:
+            raise UserError(f"{checkpoint} has a stem for each modality: say which the images of {source} are "
+                            "with --modality rgb or --modality ir (or give a manifest, which names each image's)")
+        pid, cam, modalities = [-1] * len(paths), [-1] * len(paths), [modality or "rgb"] * len(paths)
     out_path = Path(out)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out_path.parent)  # scratch files of extractions killed earlier

@@ -13,7 +13,9 @@ def add_extract_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="a trained model (RUN_DIR/last.pt)")
     p.add_argument("--images", required=True, help="a folder of images (searched recursively) or a manifest CSV")
     p.add_argument("--out", required=True, metavar="FEATURES.npz")
-    p.add_argument("--modality", choices=("rgb", "ir"), default="rgb", help="modality of a folder's images")
+    p.add_argument("--modality", choices=("rgb", "ir"),
+                   help="modality of a folder's images (needed by a model with a stem for each; default rgb "
+                        "otherwise); a manifest gives each image's own")
     p.add_argument("--flip", action="store_true", help="average the features of each image and its mirror")
     p.add_argument("--batch-size", type=positive_int, default=64)
     p.add_argument("--device", default="auto")

@@ -219,3 +219,32 @@ def test_extract_refuses_a_folder_without_its_modality_for_a_two_stem_model(synt
     assert main(["extract", "--checkpoint", str(run / "last.pt"), "--images", str(folder), "--out", str(out),
                  "--modality", "ir"]) == 0
     assert out.is_file()
+
+
+def test_slurm_says_why_a_task_waits_and_wait_stops_when_it_never_can_start(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from msareid.ablation import slurm
+    from msareid.ablation.plan import plan
+    from msareid.ablation.rows import ROW_SETS
+    from msareid.errors import UserError
+    from msareid.recipes import load_config
+
+    runs = plan(load_config("configs/tiny.toml"), [ROW_SETS["table4"][0]], [0, 1], tmp_path)
+    (tmp_path / "slurm").mkdir()
+    (tmp_path / "slurm" / "jobs.json").write_text(json.dumps({"runs": {"runs/B/seed0": {"job_id": "7_0"},
+                                                                      "runs/B/seed1": {"job_id": "7_1"}}}))
+    states = {"7_0": "PENDING|PartitionConfig"}  # 7_1 left the queue before it wrote a log (scancel)
+    lines = slurm.describe_statuses(slurm.statuses(runs, tmp_path, states))
+    assert "B seed 0: pending (job 7_0): waiting for PartitionConfig (it never starts" in lines[1]
+    assert lines[2].endswith("it ended before it started (cancelled, or refused by SLURM); no log")
+    monkeypatch.setattr(slurm, "queue", lambda: states)
+    with pytest.raises(UserError, match=r"1 queued run\(s\) can never start: SLURM says PartitionConfig"):
+        slurm.wait(runs, tmp_path, echo=lambda line: None, poll_s=0)  # returns instead of waiting forever
+
+    class Sinfo:  # a cluster whose nodes have 2 CPUs
+        returncode, stdout = 0, "2\n2\n"
+
+    monkeypatch.setattr(slurm.subprocess, "run", lambda *args, **kwargs: Sinfo())
+    with pytest.raises(UserError, match="--slurm-cpus 4: the largest node of the cluster has 2 CPUs"):
+        slurm._check_node_size(slurm.SlurmOptions())
+    slurm._check_node_size(slurm.SlurmOptions(cpus=2))

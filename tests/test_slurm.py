@@ -189,3 +189,16 @@ def test_slurm_array_requeue_resumes_exactly_and_resubmission_skips_finished(
     assert main(without_bad + ["--only", "B,MSA"]) == 0
     said = capsys.readouterr().out
     assert "submitted" not in said and "slurm: 2 runs: 2 done" in said
+
+
+def test_a_task_larger_than_every_node_is_refused_before_submission(slurm: dict[str, str], tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch,
+                                                                     capsys: pytest.CaptureFixture) -> None:
+    """It would wait in the queue forever (the default --slurm-cpus 4 on smaller nodes): sinfo says so first."""
+    for key, value in slurm.items():
+        monkeypatch.setenv(key, value)
+    cmd = ["ablate", "--config", str(REPO / "configs" / "tiny.toml"), "--rows", "table4", "--only", "B", "--seeds",
+           "0", "--out", str(tmp_path / "ab"), "--launcher", "slurm", "--slurm-cpus", "999"]
+    assert main(cmd) == 2
+    assert "--slurm-cpus 999: the largest node of the cluster has" in capsys.readouterr().err
+    assert not (tmp_path / "ab" / "slurm" / "jobs.json").exists()

@@ -37,6 +37,11 @@ QUEUED = {"PENDING": "pending", "CONFIGURING": "running", "RUNNING": "running", 
           "REQUEUED": "pending", "REQUEUE_FED": "pending", "REQUEUE_HOLD": "pending", "RESIZING": "pending",
           "SUSPENDED": "pending", "STOPPED": "pending", "SIGNALING": "running", "STAGE_OUT": "running",
           "SPECIAL_EXIT": "pending"}
+# squeue reasons of a pending job that waiting cannot end: the request exceeds what the cluster or
+# the account allows (the job must be cancelled and submitted with other settings).
+NEVER_STARTS = ("PartitionConfig", "BadConstraints", "PartitionNodeLimit", "PartitionTimeLimit", "ReqNodeNotAvail",
+                "InvalidQOS", "InvalidAccount", "DependencyNeverSatisfied", "QOSMaxCpuPerJobLimit",
+                "AssocMaxCpuPerJobLimit", "QOSMaxGRESPerJob", "AssocMaxGRESPerJob")
 JOBS_FILE = Path("slurm") / "jobs.json"
 LOGS = Path("slurm") / "logs"
 
@@ -114,6 +119,7 @@ def submit(runs: list[PlannedRun], out: Path, options: SlurmOptions) -> dict[str
     if shutil.which("sbatch") is None:
         raise UserError("--launcher slurm: sbatch is not on PATH; run ablate on a machine of the cluster "
                         "(a login node) with SLURM's commands")
+    _check_node_size(options)
     executor = submitit.SlurmExecutor(folder=str((out / LOGS).resolve()) + "/%j", max_num_timeout=10)
     executor.update_parameters(**options.parameters())
     try:
@@ -133,11 +139,27 @@ def submit(runs: list[PlannedRun], out: Path, options: SlurmOptions) -> dict[str
     return submitted
 
 
-def queue() -> dict[str, str]:
-    """This user's jobs in SLURM's queue: job id (array tasks as ``123_4``) -> state (``PENDING``...)."""
+def _check_node_size(options: SlurmOptions) -> None:
+    """A task asking more CPUs than any node of its partition has would wait in the queue forever:
+    refused before submission (skipped where ``sinfo`` cannot say)."""
+    argv = ["sinfo", "--noheader", "--format=%c", *(["--partition", options.partition] if options.partition else [])]
     try:
-        done = subprocess.run(["squeue", "--me", "--array", "--noheader", "--format=%i|%T"], capture_output=True,
-                              text=True, timeout=120)
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return
+    sizes = [int(x) for x in re.findall(r"\d+", done.stdout)] if done.returncode == 0 else []
+    if sizes and options.cpus > max(sizes):
+        where = f"partition {options.partition}" if options.partition else "the cluster"
+        raise UserError(f"--slurm-cpus {options.cpus}: the largest node of {where} has {max(sizes)} CPUs, so the "
+                        f"tasks could never start; give --slurm-cpus {max(sizes)} or fewer")
+
+
+def queue() -> dict[str, str]:
+    """This user's jobs in SLURM's queue: job id (array tasks as ``123_4``) -> ``STATE|reason``
+    (``PENDING|Resources``, ``RUNNING|None`` ...)."""
+    try:
+        done = subprocess.run(["squeue", "--me", "--array", "--noheader", "--format=%i|%T|%r"],
+                              capture_output=True, text=True, timeout=120)
     except FileNotFoundError:
         raise UserError("--launcher slurm: squeue is not on PATH; run ablate on a machine of the cluster") from None
     if done.returncode != 0:
@@ -196,12 +218,21 @@ def statuses(runs: list[PlannedRun], out: Path, states: dict[str, str] | None = 
         elif job is None:
             result.append(TaskStatus(run, "not submitted"))
         elif job["job_id"] in states:
-            result.append(TaskStatus(run, QUEUED.get(states[job["job_id"]], states[job["job_id"]].lower()),
-                                     job["job_id"]))
+            state, _, why = states[job["job_id"]].partition("|")
+            why = "" if why.strip() in ("", "None") else why.strip()
+            result.append(TaskStatus(run, QUEUED.get(state, state.lower()), job["job_id"], reason=why))
         else:
             log = _log_of(out, job["job_id"])
-            result.append(TaskStatus(run, "failed", job["job_id"], log, _reason(run, log)))
+            if not log.is_file():  # cancelled or refused before it started: there is no log to point to
+                result.append(TaskStatus(run, "failed", job["job_id"], None,
+                                         "it ended before it started (cancelled, or refused by SLURM); no log"))
+            else:
+                result.append(TaskStatus(run, "failed", job["job_id"], log, _reason(run, log)))
     return result
+
+
+def _never_starts(reason: str) -> bool:
+    return any(reason.startswith(r) for r in NEVER_STARTS)
 
 
 def describe_statuses(found: list[TaskStatus]) -> list[str]:
@@ -215,7 +246,10 @@ def describe_statuses(found: list[TaskStatus]) -> list[str]:
         if s.state == "done":
             continue
         where = f" (job {s.job_id})" if s.job_id else ""
-        tail = f": {s.reason}; log {s.log}" if s.state == "failed" else ""
+        tail = (f": {s.reason}" + (f"; log {s.log}" if s.log else "")) if s.state == "failed" else ""
+        if s.state == "pending" and s.reason:
+            tail = f": waiting for {s.reason}" + (" (it never starts: cancel it and submit with settings the "
+                                                   "cluster has)" if _never_starts(s.reason) else "")
         lines.append(f"  {s.run.row.name} seed {s.run.seed}: {s.state}{where}{tail}")
     return lines
 
@@ -247,6 +281,12 @@ def wait(runs: list[PlannedRun], out: Path, echo: Callable[[str], None], poll_s:
             last = summary
         if not any(s.state in ("pending", "running") for s in found):
             return found
+        queued = [s for s in found if s.state in ("pending", "running")]
+        if all(s.state == "pending" and _never_starts(s.reason) for s in queued):
+            first = queued[0]
+            raise UserError(f"{len(queued)} queued run(s) can never start: SLURM says {first.reason} (job "
+                            f"{first.job_id}); cancel them (scancel) and submit with settings the cluster has, "
+                            "e.g. fewer --slurm-cpus")
         time.sleep(poll_s)
 
 

@@ -168,15 +168,29 @@ def test_dry_run_makes_every_check_the_real_run_makes(tmp_path: Path, capsys: py
     assert main(base) == 0
 
 
-@pytest.mark.parametrize("figure", ['NaN', '5.0', '-0.1', 'true'])
-def test_a_tampered_evaluation_never_reaches_a_table(figure: str, tmp_path: Path) -> None:
-    from msareid.ablation.runner import _read_eval
+@pytest.mark.parametrize("figure", ["NaN", "5.0", "-0.1", "true"])
+def test_a_tampered_evaluation_never_reaches_a_table(figure: str, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture) -> None:
+    """Through ``ablate --collect``: a run whose eval.json holds a figure that is no fraction is not
+    a finished run (it would be evaluated again), so it never reaches the tables."""
+    from msareid.ablation.plan import plan
+    from msareid.ablation.rows import ROW_SETS
+    from msareid.config import dump_toml
+    from msareid.recipes import load_config
 
+    (run,) = plan(load_config("configs/tiny.toml"), [ROW_SETS["table4"][0]], [0], tmp_path / "ab")
+    run.folder.mkdir(parents=True)
+    (run.folder / "config.toml").write_text(dump_toml(run.config))
     good = {"rank1": 0.5, "rank10": 0.9, "mAP": 0.4, "mINP": 0.3, "protocol": "sysu/all/single-shot/agw"}
-    (tmp_path / "eval.json").write_text(json.dumps(good))
-    assert _read_eval(tmp_path) == good
-    (tmp_path / "eval.json").write_text(json.dumps(good).replace('"mAP": 0.4', f'"mAP": {figure}'))
-    assert _read_eval(tmp_path) is None  # evaluated again, not tabulated
+    argv = ["ablate", *TINY, "--rows", "table4", "--only", "B", "--seeds", "0", "--out", str(tmp_path / "ab"),
+            "--collect"]
+    (run.folder / "eval.json").write_text(json.dumps(good))
+    assert main(argv) == 0
+    assert json.loads((tmp_path / "ab" / "ablation.json").read_text())["rows"][0]["mean"]["mAP"] == 0.4
+    (run.folder / "eval.json").write_text(json.dumps(good).replace('"mAP": 0.4', f'"mAP": {figure}'))
+    capsys.readouterr()
+    assert main(argv) == 2
+    assert "--collect: no finished run" in _last_line(capsys.readouterr().err)
 
 
 def _every_key() -> list[tuple[str, type]]:
@@ -248,3 +262,58 @@ def test_slurm_says_why_a_task_waits_and_wait_stops_when_it_never_can_start(tmp_
     with pytest.raises(UserError, match="--slurm-cpus 4: the largest node of the cluster has 2 CPUs"):
         slurm._check_node_size(slurm.SlurmOptions())
     slurm._check_node_size(slurm.SlurmOptions(cpus=2))
+
+
+SWEEP = [  # (argv, fragment of the one line); {ck}: a trained checkpoint, {tmp}: a scratch folder
+    (["evaluate", "--checkpoint", "{tmp}/nope.pt"], "does not exist"),
+    (["evaluate", "--checkpoint", "{tmp}/t.txt"], "t.txt was refused"),
+    (["evaluate", "--checkpoint", "{ck}", "--trials", "0"], "eval.trials: expected a positive value, got 0"),
+    (["evaluate", "--checkpoint", "{ck}", "--direction", "sideways"], "invalid choice: 'sideways'"),
+    (["evaluate", "--features", "{tmp}/t.txt", "--protocol", "sysu"], "is not a readable .npz file"),
+    (["extract", "--checkpoint", "{ck}", "--images", "{tmp}/none", "--out", "{tmp}/f.npz"],
+     "is neither a folder nor a manifest file"),
+    (["extract", "--checkpoint", "{ck}", "--images", "{tmp}", "--out", "{tmp}/f.npz", "--batch-size", "0"],
+     "expected a positive integer"),
+    (["search", "--checkpoint", "{ck}", "--gallery", "{tmp}/none.npz", "--query", "{tmp}/t.txt"],
+     "feature file"),
+    (["search", "--checkpoint", "{ck}", "--gallery", "{tmp}/t.txt", "--query", "{tmp}/t.txt", "--topk", "0"],
+     "expected a positive integer"),
+    (["export", "--checkpoint", "{tmp}/t.txt", "--format", "onnx", "--out", "{tmp}/m.onnx"], "t.txt was refused"),
+    (["export", "--checkpoint", "{ck}", "--format", "onnx", "--out", "{tmp}/m.onnx", "--opset", "x"],
+     "invalid int value"),
+    (["synth", "sysu", "--out", "{tmp}", "--ids", "8"], "is not empty"),
+    (["synth", "sysu", "--out", "{tmp}/s", "--ids", "3"], "is too few"),
+    (["synth", "mars", "--out", "{tmp}/s"], "invalid choice: 'mars'"),
+    (["train", "--resume", "{tmp}/none"], "does not exist"),
+    (["train", "--config", "configs/tiny.toml", "--out", "{tmp}/r", "--set", "data.root={tmp}/none"],
+     "does not exist or is not a folder"),
+    (["train", "--config", "configs/tiny.toml"], "give either --out RUN_DIR"),
+    (["ablate", *TINY, "--rows", "table4", "--seeds", "a,b", "--out", "{tmp}/ab"], "expected comma-separated"),
+    (["ablate", *TINY, "--rows", "table4", "--seeds", "0", "--epochs", "0", "--out", "{tmp}/ab"],
+     "expected a positive integer"),
+    (["ablate", *TINY, "--rows", "table9", "--seeds", "0", "--out", "{tmp}/ab"], "--rows 'table9'"),
+    (["ablate", *TINY, "--row", "x:model.r2i=maybe", "--seeds", "0", "--out", "{tmp}/ab"],
+     "row 'x' (--row or --rows): config key model.r2i: expected true or false"),
+    (["ablate", *TINY, "--rows", "table4", "--seeds", "0", "--out", "{tmp}/ab", "--jobs", "0"],
+     "expected a positive integer"),
+    (["profile", *TINY, "--num-classes", "0"], "expected a positive integer"),
+    (["report", "{tmp}/none"], "does not exist"),
+    (["frobnicate"], "invalid choice: 'frobnicate'"),
+]
+
+
+@pytest.mark.parametrize(("argv", "fragment"), SWEEP, ids=[" ".join(a[:2]) + f" #{i}" for i, (a, _) in
+                                                            enumerate(SWEEP)])
+def test_every_command_answers_bad_input_in_one_line(argv: list[str], fragment: str, tiny_checkpoint: Path,
+                                                     tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """The sweep of docs/robustness.md: each command with a missing file, a file of another kind, a
+    value out of range or of the wrong type ends in one line and exit code 2 (argparse's errors too)."""
+    (tmp_path / "t.txt").write_text("not what was expected\n")
+    argv = [a.replace("{tmp}", str(tmp_path)).replace("{ck}", str(tiny_checkpoint)) for a in argv]
+    try:
+        code = main(argv)
+    except SystemExit as stop:  # argparse's errors
+        code = stop.code
+    err = capsys.readouterr().err
+    assert code == 2, (argv, err)
+    assert len(err.strip().splitlines()) == 1 and fragment in err, (argv, err)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from msareid import __version__
 from msareid.argtypes import non_negative_int, positive_int
@@ -62,7 +63,8 @@ def _add_config_commands(sub: argparse._SubParsersAction, common: argparse.Argum
     p = sub.add_parser("profile", parents=[common], help="parameters and MACs beside the paper's figures")
     p.add_argument("--config", help="TOML file (default: built-in defaults)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
-    p.add_argument("--num-classes", type=int, help=f"classifier size (default: the dataset's, {class_counts()})")
+    p.add_argument("--num-classes", type=positive_int,
+                   help=f"classifier size (default: the dataset's, {class_counts()})")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=profile_cmd.cmd_profile)
 
@@ -78,11 +80,19 @@ def _add_config_commands(sub: argparse._SubParsersAction, common: argparse.Argum
     p.set_defaults(func=data_cmd.cmd_cache)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose errors are one line and exit code 2, like every other error (its
+    default prints the whole usage first); ``--help`` still shows the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show tracebacks of errors")
-    parser = argparse.ArgumentParser(prog="msareid", parents=[common],
+    parser = _Parser(prog="msareid", parents=[common],
                                      description="RGB-infrared person re-identification with MSA.")
     parser.add_argument("--version", action="version", version=f"msareid {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)

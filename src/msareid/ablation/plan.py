@@ -68,14 +68,15 @@ def plan(base: Config, rows: list[Row], seeds: list[int], out: Path, epochs: int
             if "train.seed" in row.settings:
                 raise UserError(f"row {row.name!r} sets train.seed, which --seeds sets for every row; remove it")
             settings = {**row.settings, "train.seed": seed}
+            source = f"row {row.name!r} (--row or --rows)"  # the row the user typed, not a config key alone
             try:
                 resolved = _apply(raw, settings)
                 if epochs is not None:
-                    resolved = scale_schedule(config_to_dict(checked(resolved, f"row {row.name!r}")),
-                                              epochs)
-                config = checked(resolved, f"row {row.name!r}")
-            except UserError as exc:  # name the row the user typed, not a config key alone
-                raise UserError(f"row {row.name!r} (--row or --rows): {exc}") from None
+                    resolved = scale_schedule(config_to_dict(checked(resolved, source)), epochs)
+                config = checked(resolved, source)
+            except UserError as exc:
+                message = str(exc)
+                raise UserError(message if message.startswith(source) else f"{source}: {message}") from None
             runs.append(PlannedRun(row, seed, config, out / "runs" / slug(row.name) / f"seed{seed}"))
     return runs
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
-import functools
 import json
 import os
 import shutil
@@ -25,135 +24,18 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from msareid.ablation.folders import check_same_config, move_aside, read_eval, recover, run_state
 from msareid.ablation.plan import PlannedRun, prepare
 from msareid.ablation.rows import Row
 from msareid.ablation.stats import METRICS, markdown, summarise
-from msareid.config import NOT_IDENTITY, Config, config_from_dict, config_to_dict, dump_toml, identity_keys_differing
-from msareid.errors import UserError, warn
-from msareid.fileio import atomic_path, write_text
+from msareid.config import NOT_IDENTITY, Config, config_to_dict, dump_toml
+from msareid.errors import UserError
+from msareid.fileio import write_text
 from msareid.locks import LOCK_NAME, exclusive
-from msareid.recipes import load_config
 from msareid.systems import row_keys
 from msareid.threads import ENV as THREADS_ENV
 from msareid.threads import available_cores
 from msareid.training.logs import best_evaluation
-
-
-def _checkpoint(path: Path) -> dict[str, Any] | None:
-    """The ``epoch`` and ``config`` of the checkpoint at ``path``, None when it is missing or
-    unreadable; read once for each version of the file (its size and modification time)."""
-    try:
-        stat = path.stat()
-    except OSError:
-        return None
-    return _checkpoint_facts(str(path), stat.st_size, stat.st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=256)
-def _checkpoint_facts(path: str, size: int, mtime_ns: int) -> dict[str, Any] | None:
-    from msareid.training.checkpoint import load_checkpoint
-
-    try:
-        state = load_checkpoint(path)
-    except UserError:
-        return None
-    return {"epoch": int(state["epoch"]), "config": state["config"]}
-
-
-def _checkpoints(folder: Path) -> list[Path]:
-    """The run's checkpoint files, newest first: ``last.pt``, then ``epoch_NNN.pt`` by epoch."""
-    epochs = sorted(folder.glob("epoch_*.pt"), key=lambda p: p.name, reverse=True)
-    return [p for p in [folder / "last.pt", *epochs] if p.is_file()]
-
-
-def _stored_config(run: PlannedRun, restore: bool = False) -> dict[str, Any] | None:
-    """The config a run folder was trained with: the one inside its newest readable checkpoint,
-    else its ``config.toml``, else the ``planned.toml`` it was started from; None for a folder
-    holding none of them. With ``restore``, a missing or empty ``config.toml`` is written again
-    from the checkpoint."""
-    for path in _checkpoints(run.folder):
-        state = _checkpoint(path)
-        if state is not None:
-            config = config_to_dict(config_from_dict(state["config"], f"{path} (config)"))
-            toml = run.folder / "config.toml"
-            if restore and (not toml.is_file() or not toml.read_text(errors="replace").strip()):
-                write_text(toml, dump_toml(config_from_dict(config)))
-            return config
-    for name in ("config.toml", "planned.toml"):
-        path = run.folder / name
-        if path.is_file() and path.read_text(errors="replace").strip():
-            return config_to_dict(load_config(path))
-    return None
-
-
-def _check_same_config(run: PlannedRun, restore: bool) -> None:
-    """A run folder from an earlier ablation must have been made from the same config, except for a
-    larger ``train.epochs`` (the runs are then trained further, as ``train --resume --set``), the
-    settings that cannot change what it learns (``config.NOT_IDENTITY``) and the evaluation settings
-    (the run is then evaluated again)."""
-    old = _stored_config(run, restore)
-    if old is None:
-        return
-    diff = identity_keys_differing(old, config_to_dict(run.config))
-    if diff == ["train.epochs"] and run.config.train.epochs > old["train"]["epochs"]:
-        return
-    if diff:
-        raise UserError(f"{run.folder} was trained with another config (differs in {', '.join(diff[:6])}); "
-                        "use a new --out, or the same --config and --set as before (train.epochs may grow)")
-
-
-def run_state(run: PlannedRun) -> str:
-    """``done``; ``evaluate`` (trained, not evaluated); ``resume`` (stopped, or to train longer);
-    ``recover`` (``last.pt`` missing or unreadable, an earlier ``epoch_NNN.pt`` readable); ``aside``
-    (checkpoints, none readable: the folder is moved aside, never deleted); or ``new``."""
-    stored = _stored_config(run)
-    longer = stored is not None and stored["train"]["epochs"] < run.config.train.epochs
-    result = _read_eval(run.folder)  # (one without "epoch" or "eval" was written before evaluations said them)
-    planned_eval = config_to_dict(run.config)["eval"]
-    if not longer and result is not None and int(result.get("epoch", run.config.train.epochs)) >= \
-            run.config.train.epochs and result.get("eval", planned_eval) == planned_eval:
-        return "done"
-    files = _checkpoints(run.folder)
-    readable = next(((p, s) for p in files if (s := _checkpoint(p)) is not None), None)
-    if readable is None:  # a folder with any checkpoint-like file is kept (moved aside), never deleted
-        return "aside" if any(run.folder.glob("*.pt")) else "new"
-    path, state = readable
-    if path.name != "last.pt":
-        return "recover"
-    return "evaluate" if int(state["epoch"]) >= run.config.train.epochs else "resume"
-
-
-def _recover(run: PlannedRun) -> str:
-    """Make the newest readable ``epoch_NNN.pt`` the run's ``last.pt`` (saying so); returns the
-    state it leaves the run in. The unreadable ``last.pt`` is kept beside it."""
-    path, state = next((p, s) for p in _checkpoints(run.folder) if (s := _checkpoint(p)) is not None)
-    last = run.folder / "last.pt"
-    if last.exists():
-        os.replace(last, run.folder / f"last.unreadable-{time.strftime('%Y%m%d-%H%M%S')}.pt")
-    with atomic_path(last) as tmp:
-        shutil.copyfile(path, tmp)
-    warn(f"{last} is missing or unreadable; continuing {run.folder} from {path.name} (epoch {state['epoch']})")
-    return "evaluate" if int(state["epoch"]) >= run.config.train.epochs else "resume"
-
-
-def _move_aside(run: PlannedRun) -> None:
-    """A folder whose checkpoints are all unreadable is moved aside, not deleted, before a new run."""
-    aside = run.folder.with_name(f"{run.folder.name}.unreadable-{time.strftime('%Y%m%d-%H%M%S')}")
-    os.replace(run.folder, aside)
-    warn(f"no readable checkpoint in {run.folder}; moved it to {aside} and training the run anew")
-
-
-def _read_eval(folder: Path) -> dict[str, Any] | None:
-    """The run's ``eval.json``; None when it is missing, unreadable, of another shape or holds a
-    figure that is no fraction (NaN, 5.0 for 500 %): then the run is evaluated again, and no such
-    figure reaches a table."""
-    try:
-        data = json.loads((folder / "eval.json").read_text())
-    except (OSError, ValueError):
-        return None
-    numbers = isinstance(data, dict) and all(isinstance(data.get(k), (int, float)) and not isinstance(data[k], bool)
-                                             and 0.0 <= data[k] <= 1.0 for k in METRICS)
-    return data if numbers else None
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
@@ -241,9 +123,9 @@ def _prepare(run: PlannedRun) -> tuple[str, list[dict[str, Any]]]:
     with exclusive(run.folder, "msareid ablate (preparing the run)"):
         state = run_state(run)
         if state == "recover":
-            state = _recover(run)
+            state = recover(run)
         elif state == "aside":
-            _move_aside(run)
+            move_aside(run)
             state = "new"
         elif state == "new":  # killed before its first checkpoint: it holds no checkpoint
             for leftover in run.folder.iterdir():
@@ -278,7 +160,7 @@ def execute(run: PlannedRun, threads: int, gpu: str | None = None) -> dict[str, 
         steps.append({"evaluate": str(run.folder / "last.pt"), "out": str(run.folder / "eval.json"),
                       "eval": config_to_dict(run.config)["eval"]})
         _child(steps, run.folder / "ablate.log", threads, gpu)
-    result = _read_eval(run.folder)
+    result = read_eval(run.folder)
     if result is None:
         raise UserError(f"{run.folder / 'eval.json'} is missing or lacks {', '.join(METRICS)}")
     return result
@@ -320,7 +202,7 @@ def run_ablation(base: Config, rows: list[Row], seeds: list[int], out: str | os.
 def check_configs(runs: list[PlannedRun], restore: bool = True) -> None:
     """Each existing run folder holds the config its planned run trains (else a UserError)."""
     for run in runs:
-        _check_same_config(run, restore=restore)
+        check_same_config(run, restore=restore)
 
 
 def _run_ablation(runs: list[PlannedRun], rows: list[Row], seeds: list[int], out: Path, jobs: int,
@@ -341,7 +223,7 @@ def _run_ablation(runs: list[PlannedRun], rows: list[Row], seeds: list[int], out
             raise UserError(f"--collect: no finished run under {out / 'runs'} for these rows and seeds")
     echo(f"ablation: {len(rows)} rows x {len(seeds)} seeds = {len(runs)} runs, {len(runs) - len(todo)} done "
          f"already; {jobs} at a time, {threads} thread(s) each{on}; into {out}")
-    results: dict[Path, dict[str, Any]] = {run.folder: _read_eval(run.folder) for run in runs
+    results: dict[Path, dict[str, Any]] = {run.folder: read_eval(run.folder) for run in runs
                                            if states[run.folder] == "done"}
     start, lock, finished = time.perf_counter(), threading.Lock(), [0]
     stop, failures = threading.Event(), []

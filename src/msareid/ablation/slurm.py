@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from msareid.ablation.folders import run_state
 from msareid.ablation.plan import PlannedRun
-from msareid.ablation.runner import execute, run_state
+from msareid.ablation.runner import execute
 from msareid.errors import UserError
 from msareid.fileio import write_text
 from msareid.threads import available_cores

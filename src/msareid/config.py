@@ -198,9 +198,16 @@ NOT_IDENTITY = ("data.num_workers", "data.cache_dir", "train.device", "train.thr
 def identity_keys_differing(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     """The dotted keys whose values differ between two configs (nested dicts) and that make them
     different runs: every key but :data:`NOT_IDENTITY` and the ``[eval]`` section."""
-    keys = [f"{s}.{k}" for s in sorted(set(a) | set(b)) for k in sorted(set(a.get(s, {})) | set(b.get(s, {})))]
-    return [k for k in keys if k not in NOT_IDENTITY and not k.startswith("eval.")
-            and a.get(k.split(".")[0], {}).get(k.split(".")[1]) != b.get(k.split(".")[0], {}).get(k.split(".")[1])]
+    differing = []
+    for section in sorted(set(a) | set(b)):
+        if section == "eval":
+            continue
+        mine, theirs = a.get(section, {}), b.get(section, {})
+        for key in sorted(set(mine) | set(theirs)):
+            dotted = f"{section}.{key}"
+            if dotted not in NOT_IDENTITY and mine.get(key) != theirs.get(key):
+                differing.append(dotted)
+    return differing
 
 
 # Keys that moved: configs and checkpoints written before still load.

@@ -3,9 +3,10 @@ many under torchrun), checkpointing so that a killed run resumes exactly where i
 
 Reading top to bottom: :func:`train` sets up the process group, :func:`build_run` the data,
 network, objective and optimiser, :func:`_train` the epochs, with :func:`save_checkpoint` and
-:func:`restore_checkpoint` around them. Only the command line (``cli``, ``commands``) imports this
-module; building a network from a config is :mod:`msareid.systems.network`. No system is named
-here: each one's pieces, terms and per-epoch numbers come through :mod:`msareid.systems`.
+:func:`restore_checkpoint` around them. Only the command line (``cli``, ``commands``) and the
+ablation runner's child process (``ablation.job``) import this module; building a network from a
+config is :mod:`msareid.systems.network`. No system is named here: each one's pieces, terms and
+per-epoch numbers come through :mod:`msareid.systems`.
 """
 
 from __future__ import annotations
